@@ -1,0 +1,350 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gridkeeper/gridkeeper/mobile-api"
+	"github.com/gridkeeper/gridkeeper/pkg/ferret"
+	"github.com/gridkeeper/gridkeeper/pkg/natsd"
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/schemas"
+	"github.com/gridkeeper/gridkeeper/services/auth"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/demo"
+	"github.com/gridkeeper/gridkeeper/services/directory"
+	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Options are the parts a caller may hand in instead of having them built from Config.
+type Options struct {
+	Logger *slog.Logger
+	// Hooks are passed to every applier (crash tests).
+	Hooks command.Hooks
+	// Now replaces the clock of auth and sync (tests).
+	Now func() time.Time
+}
+
+// Node is one running gridd.
+type Node struct {
+	Cfg   Config
+	Log   *slog.Logger
+	Names command.Names
+
+	ferret *ferret.Server
+	nats   *natsd.Server
+	Mongo  *mongo.Client
+	DB     *mongo.Database
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+
+	Registry  *command.Registry
+	Bus       *command.Bus
+	Auth      *auth.Service
+	Sync      *fieldsync.Service
+	Incidents *incident.Service
+	Directory *directory.Service
+	Appliers  []*command.Applier
+	App       *fiber.App
+	Metrics   *prometheus.Registry
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	applyErr chan error
+	stopOnce sync.Once
+}
+
+// Start builds and starts everything Config asks for. On error, whatever started is
+// stopped again.
+func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	n = &Node{Cfg: cfg, Log: log, Names: command.Names{Prefix: cfg.Prefix, Partitions: cfg.Partitions}, applyErr: make(chan error, cfg.Partitions)}
+	defer func() {
+		if err != nil {
+			n.Stop(context.Background())
+			n = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := n.openDatabase(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.openBroker(ctx); err != nil {
+		return nil, err
+	}
+	if err := command.EnsureStreams(ctx, n.JS, n.Names, command.StreamOptions{Horizon: cfg.TombstoneHoriz, SessionTTL: cfg.RefreshTTL}); err != nil {
+		return nil, err
+	}
+	if err := n.buildServices(ctx, o); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if cfg.HasRole("applier") {
+		for p := 0; p < cfg.Partitions; p++ {
+			a := command.NewApplier(n.JS, n.DB, n.Names, n.Registry, command.ApplierOptions{
+				Partition: p, Batch: cfg.ApplyBatch, Horizon: cfg.TombstoneHoriz, Logger: log, Hooks: o.Hooks,
+			})
+			n.Appliers = append(n.Appliers, a)
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if err := a.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("applier stopped", "partition", p, "err", err)
+					n.applyErr <- err
+				}
+			}()
+		}
+		n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gridd_commands_applied_total", Help: "Commands applied by this instance's appliers.",
+		}, func() float64 {
+			var t int64
+			for _, a := range n.Appliers {
+				t += a.Applied()
+			}
+			return float64(t)
+		}))
+	}
+	return n, nil
+}
+
+func (n *Node) openDatabase(ctx context.Context) error {
+	uri := n.Cfg.MongoURI
+	if uri == "" {
+		f, err := ferret.Start(ferret.Options{Dir: filepath.Join(n.Cfg.DataDir, "ferretdb"), PostgreSQLURL: n.Cfg.PostgreURL})
+		if err != nil {
+			return err
+		}
+		n.ferret = f
+		uri = f.URI()
+	}
+	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("gridd").SetTimeout(30 * time.Second))
+	if err != nil {
+		return fmt.Errorf("mongo: %w", err)
+	}
+	n.Mongo = mc
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := mc.Ping(pctx, nil); err != nil {
+		return fmt.Errorf("mongo: %w", err)
+	}
+	n.DB = mc.Database(n.Cfg.MongoDB)
+	return nil
+}
+
+func (n *Node) openBroker(ctx context.Context) error {
+	var nc *nats.Conn
+	var err error
+	opts := []nats.Option{nats.Name("gridd"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if n.Cfg.NATSURL == "" {
+		n.nats, err = natsd.Start(natsd.Options{StoreDir: filepath.Join(n.Cfg.DataDir, "jetstream"), Listen: n.Cfg.NATSListen})
+		if err != nil {
+			return err
+		}
+		nc, err = n.nats.Connect("gridd", opts...)
+	} else {
+		nc, err = nats.Connect(n.Cfg.NATSURL, opts...)
+	}
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	n.NC = nc
+	n.JS, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) buildServices(ctx context.Context, o Options) error {
+	cfg := n.Cfg
+	n.Metrics = prometheus.NewRegistry()
+	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cat, err := loadCatalog()
+	if err != nil {
+		return err
+	}
+	cal, err := loadCalendar()
+	if err != nil {
+		return err
+	}
+	n.Registry = command.NewRegistry()
+	n.Directory = directory.NewService(n.DB)
+	n.Directory.Register(n.Registry)
+	n.Incidents = incident.NewService(incident.NewStore(n.DB), cat, cal)
+	n.Incidents.Register(n.Registry)
+	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
+
+	key, err := n.jwtKey()
+	if err != nil {
+		return err
+	}
+	sessions, err := n.JS.KeyValue(ctx, n.Names.SessionsBucket())
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	n.Auth = auth.New(n.Directory, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Logger: n.Log, Now: o.Now})
+	routers := map[string]fieldsync.Router{}
+	for _, name := range fieldsync.MutationNames {
+		if strings.HasPrefix(name, "incident.") {
+			routers[name] = n.Incidents
+		}
+	}
+	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, fieldsync.Options{
+		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit,
+		Horizon: cfg.TombstoneHoriz, Logger: n.Log, Now: o.Now,
+	})
+	if err != nil {
+		return err
+	}
+	n.App = mobileapi.New(mobileapi.Deps{
+		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus,
+		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
+	}, mobileapi.Options{MaxBody: cfg.MaxBody, BcryptCost: cfg.BcryptCost})
+	return nil
+}
+
+func loadCatalog() (*incident.Catalog, error) {
+	data, err := schemas.Files.ReadFile("categories.json")
+	if err != nil {
+		return nil, err
+	}
+	return incident.ParseCatalog(data)
+}
+
+func loadCalendar() (*workday.Calendar, error) {
+	files, err := fs.Glob(schemas.Files, "calendar/*.json")
+	if err != nil {
+		return nil, err
+	}
+	var years []workday.Year
+	for _, f := range files {
+		data, err := schemas.Files.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		y, err := workday.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		years = append(years, y)
+	}
+	return workday.New(years...)
+}
+
+// jwtKey returns GRID_JWT_KEY, or a key generated once and kept in the data dir.
+func (n *Node) jwtKey() ([]byte, error) {
+	if n.Cfg.JWTKey != "" {
+		if len(n.Cfg.JWTKey) < 32 {
+			return nil, errors.New("config: GRID_JWT_KEY must be at least 32 characters")
+		}
+		return []byte(n.Cfg.JWTKey), nil
+	}
+	path := filepath.Join(n.Cfg.DataDir, "jwt.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		n.Log.Warn("GRID_JWT_KEY is not set: using the key kept in the data dir; set it when running more than one instance", "file", path)
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	key := []byte(hex.EncodeToString(b))
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write jwt key: %w", err)
+	}
+	n.Log.Warn("GRID_JWT_KEY is not set: generated a key and kept it in the data dir", "file", path)
+	return key, nil
+}
+
+// Ready reports whether the database, NATS and every applier are up.
+func (n *Node) Ready(ctx context.Context) error {
+	if err := n.Mongo.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if !n.NC.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	if _, err := n.JS.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	for i, a := range n.Appliers {
+		if !a.Ready() {
+			return fmt.Errorf("applier %d not running", i)
+		}
+	}
+	return nil
+}
+
+// SeedDemo seeds the demo city (idempotent).
+func (n *Node) SeedDemo(ctx context.Context) (*demo.Report, error) {
+	return demo.Seed(ctx, demo.Deps{Bus: n.Bus, Directory: n.Directory, Incidents: n.Incidents}, demo.Options{
+		Password: n.Cfg.DemoPassword, BcryptCost: n.Cfg.BcryptCost, Logger: n.Log,
+	})
+}
+
+// Bootstrap makes the first admin when there is no user at all and the demo is off.
+func (n *Node) Bootstrap(ctx context.Context) (string, error) {
+	return demo.Bootstrap(ctx, demo.Deps{Bus: n.Bus, Directory: n.Directory, Incidents: n.Incidents}, n.Cfg.AdminPassword, n.Cfg.BcryptCost)
+}
+
+// ApplierErr delivers an applier's fatal error.
+func (n *Node) ApplierErr() <-chan error { return n.applyErr }
+
+// Listen serves HTTP on ln until Stop.
+func (n *Node) Listen(ln net.Listener) error {
+	return n.App.Listener(ln)
+}
+
+// Stop shuts down in order: HTTP, appliers, NATS, database.
+func (n *Node) Stop(ctx context.Context) {
+	n.stopOnce.Do(func() {
+		if n.App != nil {
+			_ = n.App.ShutdownWithContext(ctx)
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.NC != nil {
+			_ = n.NC.Drain()
+			for i := 0; i < 100 && !n.NC.IsClosed(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			n.NC.Close()
+		}
+		if n.nats != nil {
+			n.nats.Stop()
+		}
+		if n.Mongo != nil {
+			_ = n.Mongo.Disconnect(context.Background())
+		}
+		if n.ferret != nil {
+			n.ferret.Stop()
+		}
+	})
+}

@@ -1,0 +1,2 @@
+// Package deploy holds the container files and cluster manifests; its tests validate them.
+package deploy

@@ -1,0 +1,161 @@
+package mobileapi
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/services/auth"
+	"github.com/gridkeeper/gridkeeper/services/directory"
+	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/org"
+)
+
+func (s *server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		return c.Status(503).JSON(fiber.Map{"status": "not ready", "reason": err.Error()})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (s *server) login(c *fiber.Ctx) error {
+	var r auth.LoginRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	t, err := s.Auth.Login(c.UserContext(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(t)
+}
+
+func (s *server) refresh(c *fiber.Ctx) error {
+	var r auth.RefreshRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	t, err := s.Auth.Refresh(c.UserContext(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(t)
+}
+
+func (s *server) logout(c *fiber.Ctx) error {
+	sid, _ := c.Locals(localSession).(string)
+	if err := s.Auth.Logout(c.UserContext(), sid); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *server) me(c *fiber.Ctx) error {
+	a := actorOf(c)
+	return c.JSON(auth.UserInfo{ID: a.UserID, Name: a.Name, Roles: a.Roles, UnitID: a.UnitID})
+}
+
+func (s *server) push(c *fiber.Ctx) error {
+	var r fieldsync.PushRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	resp, err := s.Sync.Push(c.UserContext(), actorOf(c), &r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(resp)
+}
+
+func (s *server) pull(c *fiber.Ctx) error {
+	var r fieldsync.PullRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	resp, err := s.Sync.Pull(c.UserContext(), actorOf(c), &r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(resp)
+}
+
+func (s *server) categories(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"categories": s.Incidents.Catalog().All()})
+}
+
+func (s *server) getIncident(c *fiber.Ctx) error {
+	inc, err := s.Incidents.Get(c.UserContext(), actorOf(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(inc)
+}
+
+func (s *server) units(c *fiber.Ctx) error {
+	us, err := s.Directory.Units(c.UserContext(), actorOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"units": us})
+}
+
+func (s *server) createUnit(c *fiber.Ctx) error {
+	var a directory.CreateUnitArgs
+	if err := decode(c, &a); err != nil {
+		return err
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdCreateUnit, org.PartitionKey(a.ID), actorOf(c), a, s.opt.AdminWait)
+	if err != nil {
+		return err
+	}
+	if err := o.Err(); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": a.ID, "name": a.Name})
+}
+
+type createUserRequest struct {
+	Login    string   `json:"login"`
+	Name     string   `json:"name"`
+	Roles    []string `json:"roles"`
+	UnitID   string   `json:"unitId"`
+	Password string   `json:"password"`
+}
+
+func (s *server) createUser(c *fiber.Ctx) error {
+	var r createUserRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	a := directory.CreateUserArgs{Login: strings.ToLower(r.Login), Name: r.Name, Roles: r.Roles, UnitID: r.UnitID}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if !actorOf(c).Sees(a.UnitID) {
+		return fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
+	}
+	hash, err := auth.HashPassword(r.Password, s.opt.BcryptCost)
+	if err != nil {
+		return err
+	}
+	a.PasswordHash = hash
+	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdCreateUser, org.PartitionKey(a.UnitID), actorOf(c), a, s.opt.AdminWait)
+	if err != nil {
+		return err
+	}
+	if err := o.Err(); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(auth.UserInfo{ID: a.Login, Name: a.Name, Roles: a.Roles, UnitID: a.UnitID})
+}

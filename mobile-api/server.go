@@ -1,0 +1,245 @@
+// Package mobileapi is the HTTP face of gridd: the handset sync contract, the web API
+// and the operational endpoints. Handlers only translate: decode, validate into
+// types, make one call into services/, encode. Every route is listed in routes().
+package mobileapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/services/auth"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/directory"
+	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/gridkeeper/gridkeeper/services/org"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Deps are the services the API calls.
+type Deps struct {
+	Auth      *auth.Service
+	Sync      *fieldsync.Service
+	Incidents *incident.Service
+	Directory *directory.Service
+	Bus       *command.Bus
+	// Ready reports whether the database, NATS and the appliers are up.
+	Ready func(ctx context.Context) error
+	// Metrics is the registry /metrics serves.
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+}
+
+// Options are the API's limits.
+type Options struct {
+	MaxBody    int
+	BcryptCost int
+	AdminWait  time.Duration
+}
+
+type server struct {
+	Deps
+	opt      Options
+	requests *prometheus.HistogramVec
+}
+
+// New returns the fiber app with every route.
+func New(d Deps, opt Options) *fiber.App {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if opt.AdminWait == 0 {
+		opt.AdminWait = 10 * time.Second
+	}
+	s := &server{Deps: d, opt: opt}
+	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gridd_http_request_duration_seconds", Help: "HTTP requests by route and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"method", "route", "status"})
+	if d.Metrics != nil {
+		d.Metrics.MustRegister(s.requests)
+	}
+	app := fiber.New(fiber.Config{
+		BodyLimit:             opt.MaxBody,
+		ErrorHandler:          s.errorHandler,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		AppName:               "gridd",
+	})
+	app.Use(requestid.New())
+	app.Use(s.logRequests)
+	s.routes(app)
+	return app
+}
+
+// routes is the whole API surface in one place.
+func (s *server) routes(app *fiber.App) {
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	if s.Metrics != nil {
+		app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{})))
+	}
+
+	v1 := app.Group("/v1")
+	v1.Post("/auth/login", s.login)
+	v1.Post("/auth/refresh", s.refresh)
+
+	authed := v1.Group("", s.authenticate)
+	authed.Post("/auth/logout", s.logout)
+	authed.Get("/me", s.me)
+	authed.Post("/sync/push", s.push)
+	authed.Post("/sync/pull", s.pull)
+	authed.Get("/categories", s.categories)
+	authed.Get("/incidents/:id", s.getIncident)
+	authed.Get("/units", s.units)
+
+	admin := authed.Group("/admin", s.require(org.RoleAdmin))
+	admin.Post("/units", s.createUnit)
+	admin.Post("/users", s.createUser)
+}
+
+const (
+	localActor   = "actor"
+	localSession = "sid"
+)
+
+func actorOf(c *fiber.Ctx) org.Actor {
+	a, _ := c.Locals(localActor).(org.Actor)
+	return a
+}
+
+// authenticate checks the bearer token; 401 sends the client to refresh.
+func (s *server) authenticate(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	tok, ok := bytes.CutPrefix([]byte(h), []byte("Bearer "))
+	if !ok || len(tok) == 0 {
+		return fault.New(fault.Unauthorized, "missing_token", "send Authorization: Bearer <accessToken>")
+	}
+	a, sid, err := s.Auth.Verify(c.UserContext(), string(tok))
+	if err != nil {
+		return err
+	}
+	if dev := c.Get("X-Device-Id"); dev != "" && dev != a.DeviceID {
+		return fault.New(fault.Unauthorized, "device_mismatch", "this token was issued to another device")
+	}
+	c.Locals(localActor, a)
+	c.Locals(localSession, sid)
+	return c.Next()
+}
+
+// require admits callers holding one of roles.
+func (s *server) require(roles ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !actorOf(c).Has(roles...) {
+			return fault.New(fault.Forbidden, "forbidden", "this role may not do that")
+		}
+		return c.Next()
+	}
+}
+
+// decode reads a JSON body strictly: valid UTF-8, one object, types as declared.
+func decode(c *fiber.Ctx, out any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fault.New(fault.Invalid, "invalid_json", "a JSON body is required")
+	}
+	if !utf8.Valid(body) {
+		return fault.New(fault.Invalid, "invalid_utf8", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(out); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &fault.Error{Kind: fault.Invalid, Code: "invalid_json", Message: "wrong type for " + te.Field,
+				Fields: map[string]string{te.Field: "expected " + te.Type.String()}}
+		}
+		return fault.New(fault.Invalid, "invalid_json", "the body is not valid JSON")
+	}
+	if dec.More() {
+		return fault.New(fault.Invalid, "invalid_json", "one JSON value expected")
+	}
+	return nil
+}
+
+var statusOf = map[fault.Kind]int{
+	fault.Internal: 500, fault.Invalid: 400, fault.Unauthorized: 401, fault.Forbidden: 403,
+	fault.NotFound: 404, fault.Conflict: 409, fault.TooLarge: 413, fault.Unprocessable: 422,
+	fault.TooMany: 429, fault.Unavailable: 503,
+}
+
+var fiberCodes = map[int]string{
+	400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "timeout",
+	413: "too_large", 431: "headers_too_large", 503: "unavailable",
+}
+
+// errorHandler maps every error to a status and {code, message, fields}. A 5xx never
+// shows the internal error; it is logged with the request id.
+func (s *server) errorHandler(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code, ok := fiberCodes[fe.Code]
+		if !ok {
+			code = "http_" + strconv.Itoa(fe.Code)
+		}
+		return c.Status(fe.Code).JSON(fiber.Map{"code": code, "message": fe.Message})
+	}
+	e := fault.As(err)
+	status := statusOf[e.Kind]
+	body := fiber.Map{"code": e.Code, "message": e.Message}
+	if len(e.Fields) > 0 {
+		body["fields"] = e.Fields
+	}
+	for k, v := range e.Extra {
+		body[k] = v
+	}
+	if status >= 500 {
+		s.Logger.Error("request failed", "rid", c.Locals("requestid"), "path", c.Path(), "err", err)
+		if e.Kind == fault.Internal {
+			body["message"] = "internal error; quote request id " + toString(c.Locals("requestid"))
+		}
+	}
+	return c.Status(status).JSON(body)
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// logRequests logs each request with its id, caller and duration, and records it.
+func (s *server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.errorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	dur := time.Since(start)
+	s.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Observe(dur.Seconds())
+	a := actorOf(c)
+	lvl := slog.LevelDebug
+	if status >= 500 {
+		lvl = slog.LevelError
+	} else if status == 401 || status == 403 {
+		lvl = slog.LevelWarn
+	}
+	s.Logger.Log(c.UserContext(), lvl, "http", "rid", c.Locals("requestid"), "method", c.Method(), "path", c.Path(),
+		"status", status, "ms", float64(dur.Microseconds())/1000, "user", a.UserID, "unit", a.UnitID, "ip", c.IP())
+	return nil
+}

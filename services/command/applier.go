@@ -1,0 +1,558 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collections the write path keeps for itself.
+const (
+	JournalColl    = "journal"     // write-ahead record of each applied batch
+	CheckpointColl = "checkpoints" // per partition: last applied stream sequence
+	MutationColl   = "mutations"   // outcome of every handset mutation, by command id
+)
+
+// ApplierOptions configures one partition's applier.
+type ApplierOptions struct {
+	Partition int
+	Batch     int           // most commands per round trip
+	Horizon   time.Duration // tombstone lifetime
+	CacheSize int           // records kept in memory (the partition is their only writer)
+	Logger    *slog.Logger
+	// Hooks lets crash tests stop the applier at a chosen point.
+	Hooks Hooks
+}
+
+// Hooks are called at the points of a batch where a crash matters; a hook that returns
+// an error stops the applier there, as a crash would.
+type Hooks struct {
+	AfterWrite func(partition int) error // after the database write, before publishing
+}
+
+// Applier applies one partition's commands. Run it in one goroutine; it is the only
+// writer of the records of its partition.
+type Applier struct {
+	js      jetstream.JetStream
+	db      *mongo.Database
+	names   Names
+	reg     *Registry
+	opt     ApplierOptions
+	horizon time.Duration
+	log     *slog.Logger
+
+	cache map[string]bson.Raw // nil value: known absent
+	ckpt  checkpoint
+	// prevJournal is the last journal whose effects are all published; it is deleted
+	// with the next batch's writes.
+	prevJournal string
+	ready       atomic.Bool
+	applied     atomic.Int64
+}
+
+type checkpoint struct {
+	Seq     int64
+	Clients map[string]int64 // highest mutation id applied per handset, in this partition
+}
+
+type checkpointDoc struct {
+	ID      string      `bson:"_id"`
+	Seq     int64       `bson:"seq"`
+	Clients []clientMax `bson:"clients"`
+}
+
+type clientMax struct {
+	Client string `bson:"c"`
+	Max    int64  `bson:"m"`
+}
+
+type journalDoc struct {
+	ID        string         `bson:"_id"`
+	Partition int            `bson:"partition"`
+	FirstSeq  int64          `bson:"firstSeq"`
+	LastSeq   int64          `bson:"lastSeq"`
+	Writes    []journalWrite `bson:"writes"`
+	Outbox    []outMsg       `bson:"outbox"`
+	Ckpt      checkpointDoc  `bson:"ckpt"`
+	At        time.Time      `bson:"at"`
+}
+
+type journalWrite struct {
+	Coll string   `bson:"coll"`
+	ID   string   `bson:"id"`
+	Doc  bson.Raw `bson:"doc,omitempty"` // absent: delete
+}
+
+type mutationDoc struct {
+	ID         string      `bson:"_id"`
+	ClientID   string      `bson:"clientId"`
+	MutationID int64       `bson:"mutationId"`
+	Status     string      `bson:"status"`
+	Error      *ErrorBody  `bson:"error,omitempty"`
+	Changes    []ChangeRef `bson:"changes,omitempty"`
+	At         time.Time   `bson:"at"`
+}
+
+// NewApplier makes the applier of one partition.
+func NewApplier(js jetstream.JetStream, db *mongo.Database, names Names, reg *Registry, opt ApplierOptions) *Applier {
+	if opt.Batch <= 0 {
+		opt.Batch = 256
+	}
+	if opt.CacheSize <= 0 {
+		opt.CacheSize = 200_000
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Applier{
+		js: js, db: db, names: names, reg: reg, opt: opt, horizon: opt.Horizon,
+		log:   opt.Logger.With("partition", opt.Partition),
+		cache: map[string]bson.Raw{},
+	}
+}
+
+// Ready reports whether the applier has recovered and is consuming.
+func (a *Applier) Ready() bool { return a.ready.Load() }
+
+// Applied counts commands applied since start.
+func (a *Applier) Applied() int64 { return a.applied.Load() }
+
+func (a *Applier) ckptID() string { return "cmd-" + strconv.Itoa(a.opt.Partition) }
+
+// Run recovers unfinished batches, then applies commands until ctx ends or a hook
+// stops it.
+func (a *Applier) Run(ctx context.Context) error {
+	defer a.ready.Store(false)
+	if err := retry(ctx, a.log, "recover", func() error { return a.recover(ctx) }); err != nil {
+		return err
+	}
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, a.names.CmdStream(), jetstream.ConsumerConfig{
+		Durable:       "applier-" + strconv.Itoa(a.opt.Partition),
+		FilterSubject: a.names.CmdFilter(a.opt.Partition),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: a.opt.Batch * 4,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("applier %d: consumer: %w", a.opt.Partition, err)
+	}
+	ch := make(chan jetstream.Msg, a.opt.Batch*2)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case ch <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(a.opt.Batch*2))
+	if err != nil {
+		return fmt.Errorf("applier %d: consume: %w", a.opt.Partition, err)
+	}
+	defer cc.Stop()
+	a.ready.Store(true)
+	idle := time.NewTimer(time.Second)
+	defer idle.Stop()
+	for {
+		var first jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-idle.C:
+			a.cleanupJournal(ctx)
+			idle.Reset(time.Second)
+			continue
+		case first = <-ch:
+		}
+		msgs := []jetstream.Msg{first}
+		size := len(first.Data())
+	drain:
+		for len(msgs) < a.opt.Batch && size < 4<<20 {
+			select {
+			case m := <-ch:
+				msgs = append(msgs, m)
+				size += len(m.Data())
+			default:
+				break drain
+			}
+		}
+		if err := a.applyBatch(ctx, msgs); err != nil {
+			return err
+		}
+		idle.Reset(time.Second)
+	}
+}
+
+// applyBatch decides a batch in memory, commits it with one journal insert, writes the
+// records, publishes, then acks. Before the journal insert nothing is changed and a
+// failure retries the whole batch; after it the batch is only ever completed.
+func (a *Applier) applyBatch(ctx context.Context, msgs []jetstream.Msg) error {
+	var j *journalDoc
+	var tx *Tx
+	err := retry(ctx, a.log, "decide", func() error {
+		var err error
+		j, tx, err = a.decide(ctx, msgs)
+		if err != nil || j == nil {
+			return err
+		}
+		_, err = a.db.Collection(JournalColl).InsertOne(ctx, j)
+		if mongo.IsDuplicateKeyError(err) {
+			err = nil // an earlier attempt that reported failure did insert it
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if j != nil {
+		a.commitMemory(tx, j)
+		if err := retry(ctx, a.log, "write", func() error { return a.write(ctx, j) }); err != nil {
+			return err
+		}
+		if h := a.opt.Hooks.AfterWrite; h != nil {
+			if err := h(a.opt.Partition); err != nil {
+				return err
+			}
+		}
+		if err := retry(ctx, a.log, "publish", func() error { return a.publish(ctx, j) }); err != nil {
+			return err
+		}
+		a.prevJournal = j.ID
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	return nil
+}
+
+// decide applies the batch's commands to the in-memory state and returns the journal,
+// or nil when every message was already applied.
+func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg) (*journalDoc, *Tx, error) {
+	clients := map[string]int64{}
+	var cmds []*Command
+	var firstSeq, lastSeq int64
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, nil, fmt.Errorf("metadata: %w", err)
+		}
+		seq := int64(md.Sequence.Stream)
+		if seq <= a.ckpt.Seq || seq <= lastSeq {
+			continue // applied before a crash or redelivered
+		}
+		if firstSeq == 0 {
+			firstSeq = seq
+		}
+		lastSeq = seq
+		var c Command
+		if err := json.Unmarshal(m.Data(), &c); err != nil {
+			a.log.Error("undecodable command dropped", "seq", seq, "err", err)
+			continue
+		}
+		if c.ClientID != "" {
+			done := a.ckpt.Clients[c.ClientID]
+			if v, ok := clients[c.ClientID]; ok {
+				done = v
+			}
+			if c.MutationID <= done {
+				continue // this mutation was applied already: exactly once
+			}
+			clients[c.ClientID] = c.MutationID
+		}
+		cmds = append(cmds, &c)
+	}
+	if lastSeq == 0 {
+		return nil, nil, nil
+	}
+	if err := a.prefetch(ctx, cmds); err != nil {
+		return nil, nil, err
+	}
+	tx := &Tx{ctx: ctx, a: a, names: a.names, batch: map[string]stagedWrite{}}
+	var outcomes []mutationDoc
+	for _, c := range cmds {
+		tx.begin(c)
+		var err error
+		if h, ok := a.reg.m[c.Name]; ok {
+			err = h.Apply(tx, c)
+		} else {
+			err = fault.New(fault.Unprocessable, "not_implemented", "this server does not apply "+strconv.Quote(c.Name)+" yet")
+		}
+		if err != nil && fault.KindOf(err) == fault.Internal {
+			return nil, nil, err
+		}
+		refs := tx.end(err == nil)
+		o := Outcome{ID: c.ID, MutationID: c.MutationID, Status: Applied, Changes: refs, At: c.IssuedAt}
+		if err != nil {
+			fe := fault.As(err)
+			o.Status = Rejected
+			o.Error = &ErrorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}
+		}
+		if c.ClientID != "" {
+			outcomes = append(outcomes, mutationDoc{ID: c.ID, ClientID: c.ClientID, MutationID: c.MutationID,
+				Status: o.Status, Error: o.Error, Changes: o.Changes, At: o.At})
+		}
+		data, _ := json.Marshal(o)
+		tx.batchOut = append(tx.batchOut, outMsg{Subject: a.names.ResSubject(c.ID), MsgID: "res:" + c.ID, Data: data, Stage: 1})
+	}
+	j := &journalDoc{
+		ID:        fmt.Sprintf("%d-%d", a.opt.Partition, lastSeq),
+		Partition: a.opt.Partition,
+		FirstSeq:  firstSeq,
+		LastSeq:   lastSeq,
+		Outbox:    tx.batchOut,
+		At:        time.Now().UTC(),
+	}
+	ws := make([]stagedWrite, 0, len(tx.batch))
+	for _, w := range tx.batch {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(x, y stagedWrite) int { return x.seq - y.seq })
+	for _, w := range ws {
+		j.Writes = append(j.Writes, journalWrite{Coll: w.key.Coll, ID: w.key.ID, Doc: w.raw})
+	}
+	for _, o := range outcomes {
+		raw, err := bson.Marshal(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		j.Writes = append(j.Writes, journalWrite{Coll: MutationColl, ID: o.ID, Doc: raw})
+	}
+	merged := map[string]int64{}
+	for k, v := range a.ckpt.Clients {
+		merged[k] = v
+	}
+	for k, v := range clients {
+		merged[k] = v
+	}
+	j.Ckpt = checkpointDoc{ID: a.ckptID(), Seq: lastSeq}
+	for k, v := range merged {
+		j.Ckpt.Clients = append(j.Ckpt.Clients, clientMax{k, v})
+	}
+	slices.SortFunc(j.Ckpt.Clients, func(x, y clientMax) int {
+		if x.Client < y.Client {
+			return -1
+		}
+		if x.Client > y.Client {
+			return 1
+		}
+		return 0
+	})
+	return j, tx, nil
+}
+
+// commitMemory makes the batch's state the partition's state.
+func (a *Applier) commitMemory(tx *Tx, j *journalDoc) {
+	if len(a.cache) > a.opt.CacheSize {
+		a.cache = map[string]bson.Raw{}
+	}
+	for k, w := range tx.batch {
+		a.cache[k] = w.raw
+	}
+	a.ckpt = fromCheckpointDoc(j.Ckpt)
+	a.applied.Add(int64(len(tx.batchOut)))
+}
+
+// write applies a journal's writes; it is idempotent (whole-document replaces).
+func (a *Applier) write(ctx context.Context, j *journalDoc) error {
+	byColl := map[string][]mongo.WriteModel{}
+	var order []string
+	add := func(coll string, m mongo.WriteModel) {
+		if _, ok := byColl[coll]; !ok {
+			order = append(order, coll)
+		}
+		byColl[coll] = append(byColl[coll], m)
+	}
+	for _, w := range j.Writes {
+		if w.Doc == nil {
+			add(w.Coll, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: w.ID}}))
+			continue
+		}
+		add(w.Coll, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: w.ID}}).SetReplacement(w.Doc).SetUpsert(true))
+	}
+	add(CheckpointColl, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: j.Ckpt.ID}}).SetReplacement(j.Ckpt).SetUpsert(true))
+	if a.prevJournal != "" && a.prevJournal != j.ID {
+		add(JournalColl, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: a.prevJournal}}))
+	}
+	for _, coll := range order {
+		if _, err := a.db.Collection(coll).BulkWrite(ctx, byColl[coll], options.BulkWrite().SetOrdered(true)); err != nil {
+			return fmt.Errorf("write %s: %w", coll, err)
+		}
+	}
+	a.prevJournal = ""
+	return nil
+}
+
+// publish sends a journal's outbox: records and events first, then outcomes, so an
+// outcome is never visible before the changes it reports. Message ids make a repeat
+// after a crash a no-op within the duplicate window; consumers also de-duplicate.
+func (a *Applier) publish(ctx context.Context, j *journalDoc) error {
+	for stage := 0; stage <= 1; stage++ {
+		var futs []jetstream.PubAckFuture
+		for _, o := range j.Outbox {
+			if o.Stage != stage {
+				continue
+			}
+			m := nats.NewMsg(o.Subject)
+			m.Data = o.Data
+			opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.MsgID)}
+			if o.TTL > 0 {
+				opts = append(opts, jetstream.WithMsgTTL(time.Duration(o.TTL)))
+			}
+			f, err := a.js.PublishMsgAsync(m, opts...)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", o.Subject, err)
+			}
+			futs = append(futs, f)
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// recover completes every journal of this partition left by a crash (they are all
+// committed) and loads the checkpoint.
+func (a *Applier) recover(ctx context.Context) error {
+	cur, err := a.db.Collection(JournalColl).Find(ctx, bson.D{{Key: "partition", Value: a.opt.Partition}})
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	var js []journalDoc
+	if err := cur.All(ctx, &js); err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	slices.SortFunc(js, func(x, y journalDoc) int { return int(x.LastSeq - y.LastSeq) })
+	for i := range js {
+		j := &js[i]
+		a.log.Info("completing journal after restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
+		if err := a.write(ctx, j); err != nil {
+			return err
+		}
+		if err := a.publish(ctx, j); err != nil {
+			return err
+		}
+		if _, err := a.db.Collection(JournalColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: j.ID}}); err != nil {
+			return fmt.Errorf("delete journal: %w", err)
+		}
+	}
+	var cd checkpointDoc
+	err = a.db.Collection(CheckpointColl).FindOne(ctx, bson.D{{Key: "_id", Value: a.ckptID()}}).Decode(&cd)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	a.ckpt = fromCheckpointDoc(cd)
+	a.cache = map[string]bson.Raw{}
+	return nil
+}
+
+func (a *Applier) cleanupJournal(ctx context.Context) {
+	if a.prevJournal == "" {
+		return
+	}
+	if _, err := a.db.Collection(JournalColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: a.prevJournal}}); err == nil {
+		a.prevJournal = ""
+	}
+}
+
+func fromCheckpointDoc(cd checkpointDoc) checkpoint {
+	c := checkpoint{Seq: cd.Seq, Clients: make(map[string]int64, len(cd.Clients))}
+	for _, cm := range cd.Clients {
+		c.Clients[cm.Client] = cm.Max
+	}
+	return c
+}
+
+// prefetch loads, one query per collection, the records the batch will read that
+// are not in memory.
+func (a *Applier) prefetch(ctx context.Context, cmds []*Command) error {
+	want := map[string][]string{}
+	for _, c := range cmds {
+		h, ok := a.reg.m[c.Name]
+		if !ok || h.Keys == nil {
+			continue
+		}
+		for _, k := range h.Keys(c) {
+			if _, ok := a.cache[k.String()]; ok || k.ID == "" {
+				continue
+			}
+			want[k.Coll] = append(want[k.Coll], k.ID)
+		}
+	}
+	for coll, ids := range want {
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		cur, err := a.db.Collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		if err != nil {
+			return fmt.Errorf("prefetch %s: %w", coll, err)
+		}
+		for _, id := range ids {
+			a.cache[Key{coll, id}.String()] = nil
+		}
+		for cur.Next(ctx) {
+			id, _ := cur.Current.Lookup("_id").StringValueOK()
+			a.cache[Key{coll, id}.String()] = slices.Clone(cur.Current)
+		}
+		if err := cur.Err(); err != nil {
+			return fmt.Errorf("prefetch %s: %w", coll, err)
+		}
+		_ = cur.Close(ctx)
+	}
+	return nil
+}
+
+// load reads one record on a cache miss.
+func (a *Applier) load(ctx context.Context, k Key) (bson.Raw, error) {
+	raw, err := a.db.Collection(k.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: k.ID}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		a.cache[k.String()] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, "load "+k.Coll)
+	}
+	raw = slices.Clone(raw)
+	a.cache[k.String()] = raw
+	return raw, nil
+}
+
+// ErrStopped is returned by a hook to stop an applier as a crash would.
+var ErrStopped = errors.New("applier stopped by hook")
+
+// retry runs f until it succeeds, ctx ends, or f returns ErrStopped.
+func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || errors.Is(err, ErrStopped) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("applier step failed; retrying", "step", what, "err", err, "wait", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}

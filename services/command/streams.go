@@ -1,0 +1,85 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamOptions sizes the streams.
+type StreamOptions struct {
+	// Horizon is how long tombstones and outcomes are kept (≥ 30 days).
+	Horizon time.Duration
+	// Dedup is JetStream's duplicate window for commands and published records.
+	Dedup time.Duration
+	// Replicas for clustered JetStream (1 when embedded).
+	Replicas int
+	// SessionTTL bounds how long a session key lives (the refresh token lifetime).
+	SessionTTL time.Duration
+}
+
+// EnsureStreams creates or updates every stream and bucket the write path uses.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o StreamOptions) error {
+	if o.Dedup == 0 {
+		o.Dedup = 10 * time.Minute
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	streams := []jetstream.StreamConfig{{
+		Name:        n.CmdStream(),
+		Description: "commands, one subject per partition and key; drained by the appliers",
+		Subjects:    []string{n.Prefix + ".cmd.>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Duplicates:  o.Dedup,
+	}, {
+		Name:        n.EvtStream(),
+		Description: "domain events by type and unit path",
+		Subjects:    []string{n.Prefix + ".evt.>"},
+		MaxAge:      o.Horizon,
+		Duplicates:  o.Dedup,
+	}, {
+		Name:              n.ChgStream(),
+		Description:       "change feed: the latest version of every record by scope path; read by sync pulls",
+		Subjects:          []string{n.Prefix + ".chg.>"},
+		MaxMsgsPerSubject: 1,
+		AllowMsgTTL:       true,
+		AllowDirect:       true,
+		Duplicates:        o.Dedup,
+	}, {
+		Name:              n.ResStream(),
+		Description:       "outcome of every command, kept for the tombstone horizon",
+		Subjects:          []string{n.Prefix + ".res.>"},
+		MaxMsgsPerSubject: 1,
+		MaxAge:            o.Horizon,
+		AllowDirect:       true,
+		Duplicates:        o.Dedup,
+	}}
+	for _, sc := range streams {
+		sc.Storage = jetstream.FileStorage
+		sc.Replicas = o.Replicas
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	kvs := []jetstream.KeyValueConfig{{
+		Bucket:      n.ClientsBucket(),
+		Description: "per-handset queue state: highest accepted and highest finished mutation id",
+		TTL:         o.Horizon * 4,
+	}, {
+		Bucket:      n.SessionsBucket(),
+		Description: "login sessions with their current refresh token",
+		TTL:         o.SessionTTL,
+		History:     1,
+	}}
+	for _, kc := range kvs {
+		kc.Storage = jetstream.FileStorage
+		kc.Replicas = o.Replicas
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Key names one stored record.
+type Key struct{ Coll, ID string }
+
+func (k Key) String() string { return k.Coll + "\x00" + k.ID }
+
+// Record is a record a command writes: Doc is what MongoDB stores (it must carry its
+// id as "_id"), Wire is what handsets receive in changes[].doc.
+type Record struct {
+	Coll    string
+	ID      string
+	Version int64
+	// Path is the record's scope path (org.PathSubject): it decides who pulls it.
+	Path string
+	Doc  any
+	Wire any
+	// OldPath, when the record moved to another scope, is where a tombstone goes.
+	OldPath string
+	// Private records (users with their password hashes) never go on the change feed.
+	Private bool
+}
+
+// Handler applies one kind of command. Apply returns a *fault.Error of a non-internal
+// kind to reject the command (nothing it staged is kept); any other error aborts the
+// batch, which is retried. Keys, when set, lists the records Apply will read, so a
+// batch loads them in one round trip.
+type Handler struct {
+	Apply func(tx *Tx, cmd *Command) error
+	Keys  func(cmd *Command) []Key
+}
+
+// Registry maps command names to handlers.
+type Registry struct{ m map[string]Handler }
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{m: map[string]Handler{}} }
+
+// Register adds a handler; registering a name twice is a programming error.
+func (r *Registry) Register(name string, h Handler) {
+	if _, dup := r.m[name]; dup {
+		panic("command: handler registered twice: " + name)
+	}
+	r.m[name] = h
+}
+
+// Known reports whether a command name has a handler.
+func (r *Registry) Known(name string) bool { _, ok := r.m[name]; return ok }
+
+type outMsg struct {
+	Subject string `bson:"subject"`
+	MsgID   string `bson:"msgId"`
+	Data    []byte `bson:"data"`
+	TTL     int64  `bson:"ttl,omitempty"` // nanoseconds; tombstones only
+	Stage   int    `bson:"stage"`         // 0 records and events, 1 outcomes (after 0)
+}
+
+// Tx is what a handler sees: reads through the partition's cache, staged writes,
+// events. It is confined to one applier goroutine.
+type Tx struct {
+	ctx   context.Context
+	a     *Applier
+	cmd   *Command
+	names Names
+
+	// batch holds writes of the commands of this batch already applied; cur those of
+	// the command being applied (dropped if it is rejected).
+	batch, cur         map[string]stagedWrite
+	batchOut, curOut   []outMsg
+	batchRefs, curRefs []ChangeRef
+	events             int
+}
+
+type stagedWrite struct {
+	key Key
+	raw bson.Raw // nil means delete
+	seq int      // order of first write, to keep writes in a stable order
+}
+
+// Now is the time the command entered the system.
+func (tx *Tx) Now() time.Time { return tx.cmd.IssuedAt }
+
+// Command is the command being applied.
+func (tx *Tx) Command() *Command { return tx.cmd }
+
+// Get loads a record into out (a pointer to a bson-tagged struct). found is false when
+// the record does not exist.
+func (tx *Tx) Get(coll, id string, out any) (bool, error) {
+	k := Key{coll, id}
+	raw, ok := tx.lookup(k)
+	if !ok {
+		var err error
+		raw, err = tx.a.load(tx.ctx, k)
+		if err != nil {
+			return false, err
+		}
+	}
+	if raw == nil {
+		return false, nil
+	}
+	if err := bson.Unmarshal(raw, out); err != nil {
+		return false, fault.Wrap(err, "decode "+coll)
+	}
+	return true, nil
+}
+
+func (tx *Tx) lookup(k Key) (bson.Raw, bool) {
+	ks := k.String()
+	if w, ok := tx.cur[ks]; ok {
+		return w.raw, true
+	}
+	if w, ok := tx.batch[ks]; ok {
+		return w.raw, true
+	}
+	raw, ok := tx.a.cache[ks]
+	return raw, ok
+}
+
+// Put stores a record and publishes it on the change feed.
+func (tx *Tx) Put(r Record) error {
+	raw, err := bson.Marshal(r.Doc)
+	if err != nil {
+		return fault.Wrap(err, "encode "+r.Coll)
+	}
+	wire, err := json.Marshal(r.Wire)
+	if err != nil {
+		return fault.Wrap(err, "encode "+r.Coll)
+	}
+	tx.stage(Key{r.Coll, r.ID}, raw)
+	tx.curRefs = append(tx.curRefs, ChangeRef{Collection: r.Coll, ID: r.ID, Op: "put", Version: r.Version})
+	if r.Private {
+		return nil
+	}
+	ch, _ := json.Marshal(Change{Collection: r.Coll, Op: "put", ID: r.ID, Version: r.Version, Doc: wire})
+	tx.curOut = append(tx.curOut, outMsg{
+		Subject: tx.names.ChgSubject(r.Path, r.Coll, r.ID),
+		MsgID:   fmt.Sprintf("chg:%s:%s:%d", r.Coll, r.ID, r.Version),
+		Data:    ch,
+	})
+	if r.OldPath != "" && r.OldPath != r.Path {
+		tx.tombstone(r.OldPath, r.Coll, r.ID, r.Version)
+	}
+	return nil
+}
+
+// Delete removes a record and publishes a tombstone kept for the horizon.
+func (tx *Tx) Delete(coll, id, path string, version int64) {
+	tx.stage(Key{coll, id}, nil)
+	tx.tombstone(path, coll, id, version)
+	tx.curRefs = append(tx.curRefs, ChangeRef{Collection: coll, ID: id, Op: "del", Version: version})
+}
+
+func (tx *Tx) tombstone(path, coll, id string, version int64) {
+	ch, _ := json.Marshal(Change{Collection: coll, Op: "del", ID: id, Version: version})
+	tx.curOut = append(tx.curOut, outMsg{
+		Subject: tx.names.ChgSubject(path, coll, id),
+		MsgID:   fmt.Sprintf("del:%s:%s:%d:%s", coll, id, version, path),
+		Data:    ch,
+		TTL:     int64(tx.a.horizon),
+	})
+}
+
+// Emit publishes a domain event of a type at a unit path (org.PathSubject).
+func (tx *Tx) Emit(typ, path string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fault.Wrap(err, "encode event")
+	}
+	tx.events++
+	id := tx.cmd.ID + "#" + strconv.Itoa(tx.events)
+	ev, _ := json.Marshal(Event{ID: id, Type: typ, Command: tx.cmd.Name, Actor: tx.cmd.Actor, At: tx.cmd.IssuedAt, Data: raw})
+	tx.curOut = append(tx.curOut, outMsg{Subject: tx.names.EvtSubject(typ, path), MsgID: "evt:" + id, Data: ev})
+	return nil
+}
+
+func (tx *Tx) stage(k Key, raw bson.Raw) {
+	ks := k.String()
+	seq := len(tx.batch) + len(tx.cur)
+	if w, ok := tx.cur[ks]; ok {
+		seq = w.seq
+	} else if w, ok := tx.batch[ks]; ok {
+		seq = w.seq
+	}
+	tx.cur[ks] = stagedWrite{key: k, raw: raw, seq: seq}
+}
+
+// begin starts applying cmd.
+func (tx *Tx) begin(cmd *Command) {
+	tx.cmd = cmd
+	tx.cur = map[string]stagedWrite{}
+	tx.curOut = nil
+	tx.curRefs = nil
+	tx.events = 0
+}
+
+// end keeps (ok) or drops the current command's writes, returning its change refs.
+func (tx *Tx) end(ok bool) []ChangeRef {
+	refs := tx.curRefs
+	if ok {
+		for k, w := range tx.cur {
+			tx.batch[k] = w
+		}
+		tx.batchOut = append(tx.batchOut, tx.curOut...)
+	} else {
+		refs = nil
+	}
+	tx.cur, tx.curOut, tx.curRefs = nil, nil, nil
+	return refs
+}

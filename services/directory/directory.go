@@ -1,0 +1,262 @@
+// Package directory stores the org tree's units and users and applies the commands that
+// change them (admin and seed); org holds the rules about codes, roles and scope.
+package directory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/org"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Collections.
+const (
+	UnitColl = "units"
+	UserColl = "users"
+)
+
+// Commands this package handles.
+const (
+	CmdCreateUnit = "org.createUnit"
+	CmdCreateUser = "org.createUser"
+)
+
+type unitDoc struct {
+	ID      string    `bson:"_id"`
+	Name    string    `bson:"name"`
+	Level   int       `bson:"level"`
+	Parent  string    `bson:"parent,omitempty"`
+	Version int64     `bson:"version"`
+	At      time.Time `bson:"at"`
+}
+
+type userDoc struct {
+	ID           string    `bson:"_id"`
+	Name         string    `bson:"name"`
+	Roles        []string  `bson:"roles"`
+	UnitID       string    `bson:"unitId"`
+	PasswordHash string    `bson:"passwordHash"`
+	Disabled     bool      `bson:"disabled"`
+	CreatedAt    time.Time `bson:"createdAt"`
+	Version      int64     `bson:"version"`
+}
+
+// UnitWire is a unit as handsets and the web receive it.
+type UnitWire struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Level  int    `json:"level"`
+	Parent string `json:"parent,omitempty"`
+}
+
+// Service applies org commands and reads units and users.
+type Service struct{ db *mongo.Database }
+
+// NewService returns the directory on db.
+func NewService(db *mongo.Database) *Service { return &Service{db: db} }
+
+// Register adds the org commands to the write path.
+func (s *Service) Register(r *command.Registry) {
+	r.Register(CmdCreateUnit, command.Handler{Apply: applyCreateUnit, Keys: func(c *command.Command) []command.Key {
+		var a CreateUnitArgs
+		_ = json.Unmarshal(c.Args, &a)
+		return []command.Key{{Coll: UnitColl, ID: a.ID}, {Coll: UnitColl, ID: org.Parent(a.ID)}}
+	}})
+	r.Register(CmdCreateUser, command.Handler{Apply: applyCreateUser, Keys: func(c *command.Command) []command.Key {
+		var a CreateUserArgs
+		_ = json.Unmarshal(c.Args, &a)
+		return []command.Key{{Coll: UserColl, ID: a.Login}, {Coll: UnitColl, ID: a.UnitID}}
+	}})
+}
+
+// CreateUnitArgs are the arguments of org.createUnit.
+type CreateUnitArgs struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Validate checks the arguments.
+func (a CreateUnitArgs) Validate() error {
+	f := fault.Fields{}
+	if _, err := org.LevelOf(a.ID); err != nil {
+		f.Add("id", err.Error())
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(a.Name)); n == 0 || n > 100 {
+		f.Add("name", "1 to 100 characters")
+	}
+	return f.Err("invalid_args", "invalid unit")
+}
+
+// canAdmin reports whether a may change the org tree at unit.
+func canAdmin(a org.Actor, unit string) bool {
+	return a.System || (a.Has(org.RoleAdmin) && a.Sees(unit))
+}
+
+func applyCreateUnit(tx *command.Tx, c *command.Command) error {
+	var a CreateUnitArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil {
+		return fault.New(fault.Invalid, "invalid_args", "arguments do not match org.createUnit")
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if !canAdmin(c.Actor, a.ID) {
+		return fault.New(fault.Forbidden, "forbidden", "only an admin above this unit can create it")
+	}
+	lvl, _ := org.LevelOf(a.ID)
+	parent := org.Parent(a.ID)
+	if parent != "" {
+		var p unitDoc
+		ok, err := tx.Get(UnitColl, parent, &p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fault.New(fault.Conflict, "no_parent", "create the parent unit "+parent+" first")
+		}
+	}
+	var old unitDoc
+	exists, err := tx.Get(UnitColl, a.ID, &old)
+	if err != nil {
+		return err
+	}
+	d := unitDoc{ID: a.ID, Name: strings.TrimSpace(a.Name), Level: int(lvl), Parent: parent, Version: 1, At: tx.Now()}
+	if exists {
+		if old.Name == d.Name {
+			return nil // creating the same unit again changes nothing
+		}
+		return fault.New(fault.Conflict, "already_exists", "unit "+a.ID+" exists with another name")
+	}
+	return tx.Put(command.Record{Coll: UnitColl, ID: d.ID, Version: d.Version, Path: org.PathSubject(d.ID), Doc: d,
+		Wire: UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent}})
+}
+
+// CreateUserArgs are the arguments of org.createUser. The password arrives hashed:
+// plain passwords never enter the command stream.
+type CreateUserArgs struct {
+	Login        string   `json:"login"`
+	Name         string   `json:"name"`
+	Roles        []string `json:"roles"`
+	UnitID       string   `json:"unitId"`
+	PasswordHash string   `json:"passwordHash"`
+}
+
+// ValidLogin reports whether s can be a login: 3–32 of a-z, 0-9, '_', '.', '-'.
+func ValidLogin(s string) bool {
+	if len(s) < 3 || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks the arguments (except the hash, which the caller made).
+func (a CreateUserArgs) Validate() error {
+	f := fault.Fields{}
+	if !ValidLogin(a.Login) {
+		f.Add("login", "3 to 32 characters: a-z 0-9 _ . -")
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(a.Name)); n == 0 || n > 50 {
+		f.Add("name", "1 to 50 characters")
+	}
+	if len(a.Roles) == 0 {
+		f.Add("roles", "at least one role")
+	}
+	for _, r := range a.Roles {
+		if !org.ValidRole(r) {
+			f.Add("roles", "unknown role "+r)
+		}
+	}
+	if !org.ValidCode(a.UnitID) {
+		f.Add("unitId", "a unit code")
+	}
+	return f.Err("invalid_args", "invalid user")
+}
+
+func applyCreateUser(tx *command.Tx, c *command.Command) error {
+	var a CreateUserArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil {
+		return fault.New(fault.Invalid, "invalid_args", "arguments do not match org.createUser")
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if a.PasswordHash == "" {
+		return fault.New(fault.Invalid, "invalid_args", "a password is required")
+	}
+	if !canAdmin(c.Actor, a.UnitID) {
+		return fault.New(fault.Forbidden, "forbidden", "only an admin above this unit can create its users")
+	}
+	var u unitDoc
+	ok, err := tx.Get(UnitColl, a.UnitID, &u)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fault.New(fault.Conflict, "no_unit", "unit "+a.UnitID+" does not exist")
+	}
+	var old userDoc
+	exists, err := tx.Get(UserColl, a.Login, &old)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if c.Actor.System && old.UnitID == a.UnitID {
+			return nil // the seed runs again: keep the user as it is
+		}
+		return fault.New(fault.Conflict, "already_exists", "login "+a.Login+" is taken")
+	}
+	d := userDoc{ID: a.Login, Name: strings.TrimSpace(a.Name), Roles: a.Roles, UnitID: a.UnitID,
+		PasswordHash: a.PasswordHash, CreatedAt: tx.Now(), Version: 1}
+	return tx.Put(command.Record{Coll: UserColl, ID: d.ID, Version: 1, Doc: d, Private: true})
+}
+
+// User reads a user by login; nil when absent.
+func (s *Service) User(ctx context.Context, login string) (*org.User, error) {
+	var d userDoc
+	err := s.db.Collection(UserColl).FindOne(ctx, bson.D{{Key: "_id", Value: login}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, "read user")
+	}
+	return &org.User{ID: d.ID, Name: d.Name, Roles: d.Roles, UnitID: d.UnitID, PasswordHash: d.PasswordHash,
+		Disabled: d.Disabled, CreatedAt: d.CreatedAt}, nil
+}
+
+// Units lists the units inside the actor's subtree.
+func (s *Service) Units(ctx context.Context, a org.Actor) ([]UnitWire, error) {
+	cur, err := s.db.Collection(UnitColl).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fault.Wrap(err, "list units")
+	}
+	var ds []unitDoc
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, fault.Wrap(err, "list units")
+	}
+	out := []UnitWire{}
+	for _, d := range ds {
+		if a.Sees(d.ID) {
+			out = append(out, UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent})
+		}
+	}
+	return out, nil
+}
+
+// CountUsers returns the number of users (bootstrap decides on it).
+func (s *Service) CountUsers(ctx context.Context) (int64, error) {
+	return s.db.Collection(UserColl).CountDocuments(ctx, bson.D{})
+}

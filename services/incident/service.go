@@ -1,0 +1,398 @@
+package incident
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/org"
+)
+
+// Mutation names this package handles.
+const (
+	CmdReport = "incident.report"
+	CmdAccept = "incident.accept"
+	// CmdImport records a historical incident (demo seed, migrations); system only.
+	CmdImport = "incident.import"
+)
+
+// Service holds the incident rules and their inputs.
+type Service struct {
+	store    *Store
+	catalog  atomic.Pointer[Catalog]
+	calendar atomic.Pointer[workday.Calendar]
+}
+
+// NewService returns the incident service.
+func NewService(store *Store, cat *Catalog, cal *workday.Calendar) *Service {
+	s := &Service{store: store}
+	s.catalog.Store(cat)
+	s.calendar.Store(cal)
+	return s
+}
+
+// Catalog returns the current categories.
+func (s *Service) Catalog() *Catalog { return s.catalog.Load() }
+
+// Register adds the incident commands to the write path.
+func (s *Service) Register(r *command.Registry) {
+	keys := func(c *command.Command) []command.Key {
+		var a struct {
+			IncidentID string `json:"incidentId"`
+		}
+		_ = json.Unmarshal(c.Args, &a)
+		return []command.Key{{Coll: Coll, ID: a.IncidentID}}
+	}
+	r.Register(CmdReport, command.Handler{Apply: s.applyReport, Keys: keys})
+	r.Register(CmdAccept, command.Handler{Apply: s.applyAccept, Keys: keys})
+	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: func(c *command.Command) []command.Key {
+		var i Incident
+		_ = json.Unmarshal(c.Args, &i)
+		return []command.Key{{Coll: Coll, ID: i.ID}}
+	}})
+}
+
+// Get returns one incident if the actor may see it. An incident outside the actor's
+// scope is reported as not found, so ids cannot be probed across scopes.
+func (s *Service) Get(ctx context.Context, a org.Actor, id string) (*Incident, error) {
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
+	}
+	inc, _, err := s.store.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if inc == nil || !canSee(a, inc) {
+		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
+	}
+	w := inc.Wire()
+	return &w, nil
+}
+
+func canSee(a org.Actor, inc *Incident) bool {
+	return a.Sees(inc.ScopeUnit()) || a.Sees(inc.UnitID) || inc.ReporterID == a.UserID
+}
+
+// Route returns the partition key of an incident mutation: the community of the grid
+// it happens in. An incident keeps its key for life, so its writer never changes.
+func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json.RawMessage) (string, error) {
+	fallback := org.PartitionKey(a.UnitID)
+	switch name {
+	case CmdReport:
+		var ra ReportArgs
+		if json.Unmarshal(args, &ra) != nil {
+			return fallback, nil
+		}
+		grid, unit, err := reportPlace(a, ra.GridID)
+		if err != nil {
+			return fallback, nil
+		}
+		return org.PartitionKey(firstNonEmpty(grid, unit)), nil
+	default:
+		var ia struct {
+			IncidentID string `json:"incidentId"`
+		}
+		if json.Unmarshal(args, &ia) != nil || ia.IncidentID == "" {
+			return fallback, nil
+		}
+		if _, err := uuid.Parse(ia.IncidentID); err != nil {
+			return fallback, nil
+		}
+		_, key, err := s.store.get(ctx, ia.IncidentID)
+		if err != nil {
+			return "", err
+		}
+		if key == "" {
+			return fallback, nil
+		}
+		return key, nil
+	}
+}
+
+// ReportArgs are the arguments of incident.report.
+type ReportArgs struct {
+	IncidentID  string     `json:"incidentId"`
+	Category    string     `json:"category"`
+	Description string     `json:"description"`
+	Location    *Point     `json:"location"`
+	Address     string     `json:"address"`
+	Photos      []string   `json:"photos"`
+	Requester   *Requester `json:"requester"`
+	Urgent      bool       `json:"urgent"`
+	GridID      string     `json:"gridId"`
+	Source      string     `json:"source"`
+}
+
+var (
+	sha256Hex   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	mobilePhone = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
+	sources     = map[string]bool{"patrol": true, "resident": true, "hotline": true, "assigned": true}
+)
+
+// Limits on report fields.
+const (
+	MaxDescription = 2000
+	MaxPhotos      = 9
+	MaxAddress     = 200
+)
+
+func (s *Service) validateReport(ra *ReportArgs) error {
+	f := fault.Fields{}
+	if !validID(ra.IncidentID) {
+		f.Add("incidentId", "must be a UUIDv7 in canonical lower-case form")
+	}
+	if ra.Category == "" {
+		f.Add("category", "required")
+	} else if _, ok := s.Catalog().Find(ra.Category); !ok {
+		f.Add("category", "unknown category")
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(ra.Description)); n == 0 {
+		f.Add("description", "required")
+	} else if n > MaxDescription || !utf8.ValidString(ra.Description) {
+		f.Add("description", "at most 2000 characters of valid UTF-8")
+	}
+	if ra.Location == nil {
+		f.Add("location", "required")
+	} else if ra.Location.Lat < -90 || ra.Location.Lat > 90 || ra.Location.Lng < -180 || ra.Location.Lng > 180 ||
+		(ra.Location.Lat == 0 && ra.Location.Lng == 0) {
+		f.Add("location", "lat must be within ±90 and lng within ±180")
+	}
+	if utf8.RuneCountInString(ra.Address) > MaxAddress {
+		f.Add("address", "at most 200 characters")
+	}
+	if len(ra.Photos) > MaxPhotos {
+		f.Add("photos", "at most 9 photos")
+	}
+	for _, p := range ra.Photos {
+		if !sha256Hex.MatchString(p) {
+			f.Add("photos", "each photo is the lower-case hex SHA-256 of its bytes")
+		}
+	}
+	if r := ra.Requester; r != nil {
+		if n := utf8.RuneCountInString(r.Name); n == 0 || n > 50 {
+			f.Add("requester.name", "1 to 50 characters")
+		}
+		if r.Phone != "" && !mobilePhone.MatchString(r.Phone) {
+			f.Add("requester.phone", "a mainland mobile number (11 digits starting with 1)")
+		}
+	}
+	if ra.Source != "" && !sources[ra.Source] {
+		f.Add("source", "one of patrol, resident, hotline, assigned")
+	}
+	if ra.GridID != "" {
+		if l, err := org.LevelOf(ra.GridID); err != nil || l != org.Grid {
+			f.Add("gridId", "must be a grid code (15 digits)")
+		}
+	}
+	return f.Err("invalid_args", "the mutation's arguments are invalid")
+}
+
+func validID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.Version() == 7 && u.String() == id
+}
+
+// reportPlace decides the grid and the unit a report belongs to: a grid worker reports
+// in its own grid; someone above may name a grid of its subtree, or report at its own
+// community.
+func reportPlace(a org.Actor, gridID string) (grid, unit string, err error) {
+	lvl, lerr := org.LevelOf(a.UnitID)
+	if lerr != nil {
+		return "", "", fault.New(fault.Forbidden, "forbidden", "the caller has no valid home unit")
+	}
+	switch {
+	case lvl == org.Grid:
+		if gridID != "" && gridID != a.UnitID {
+			return "", "", fault.New(fault.Forbidden, "out_of_scope", "a grid worker reports in its own grid")
+		}
+		return a.UnitID, "", nil
+	case gridID != "":
+		if !a.Sees(gridID) {
+			return "", "", fault.New(fault.Forbidden, "out_of_scope", "the grid is outside the caller's area")
+		}
+		return gridID, "", nil
+	case lvl == org.Community:
+		return "", a.UnitID, nil
+	}
+	return "", "", fault.New(fault.Invalid, "invalid_args", "gridId is required above the community level")
+}
+
+func (s *Service) applyReport(tx *command.Tx, c *command.Command) error {
+	var ra ReportArgs
+	if err := json.Unmarshal(c.Args, &ra); err != nil {
+		return fault.New(fault.Invalid, "invalid_args", "arguments do not match incident.report")
+	}
+	if err := s.validateReport(&ra); err != nil {
+		return err
+	}
+	a := c.Actor
+	if !a.System && !a.IsGridWorker() && !a.Has(org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader) {
+		return fault.New(fault.Forbidden, "forbidden", "this role cannot report incidents")
+	}
+	grid, unit, err := reportPlace(a, ra.GridID)
+	if err != nil {
+		return err
+	}
+	var existing doc
+	found, err := tx.Get(Coll, ra.IncidentID, &existing)
+	if err != nil {
+		return err
+	}
+	if found {
+		return fault.New(fault.Conflict, "already_exists", "an incident with this id exists")
+	}
+	cat, _ := s.Catalog().Find(ra.Category)
+	owner := firstNonEmpty(org.CommunityOf(grid), unit)
+	now := tx.Now()
+	src := ra.Source
+	if src == "" {
+		src = "patrol"
+	}
+	inc := &Incident{
+		ID: ra.IncidentID, Status: Reported, Level: int(org.Community), UnitID: owner, GridID: grid,
+		Category: ra.Category, Description: strings.TrimSpace(ra.Description), Location: *ra.Location,
+		Address: ra.Address, Photos: ra.Photos, Urgent: ra.Urgent, Special: cat.Special, Source: src,
+		Requester: ra.Requester, ReporterID: a.UserID, CreatedAt: now, UpdatedAt: now, Version: 1,
+	}
+	if inc.Photos == nil {
+		inc.Photos = []string{}
+	}
+	inc.History = []HistoryEntry{{At: now, By: a.UserID, Device: a.DeviceID, Action: string(ActReport), To: Reported, Unit: owner}}
+	return s.put(tx, inc, "incident.reported")
+}
+
+// AcceptArgs are the arguments of incident.accept.
+type AcceptArgs struct {
+	IncidentID string `json:"incidentId"`
+	Note       string `json:"note"`
+}
+
+func (s *Service) applyAccept(tx *command.Tx, c *command.Command) error {
+	var aa AcceptArgs
+	if err := json.Unmarshal(c.Args, &aa); err != nil || !validID(aa.IncidentID) {
+		return fault.New(fault.Invalid, "invalid_args", "incidentId must be a UUIDv7")
+	}
+	if utf8.RuneCountInString(aa.Note) > MaxDescription {
+		return fault.New(fault.Invalid, "invalid_args", "note: at most 2000 characters")
+	}
+	inc, err := s.load(tx, c.Actor, aa.IncidentID)
+	if err != nil {
+		return err
+	}
+	a := c.Actor
+	// A dispatcher accepts what its own unit owns; supervisors and leaders above may
+	// take over anything in their subtree (督办).
+	allowed := a.System || (a.Has(org.RoleDispatcher) && a.UnitID == inc.UnitID) ||
+		(a.Has(org.RoleSupervisor, org.RoleLeader) && a.Sees(inc.UnitID))
+	if !allowed {
+		return fault.New(fault.Forbidden, "forbidden", "only the owning unit's dispatcher or a supervisor above can accept this incident")
+	}
+	to, err := next(inc.Status, ActAccept)
+	if err != nil {
+		return err
+	}
+	now := tx.Now()
+	inc.History = append(inc.History, HistoryEntry{At: now, By: a.UserID, Device: a.DeviceID, Action: string(ActAccept), From: inc.Status, To: to, Reason: aa.Note, Unit: inc.UnitID})
+	inc.Status = to
+	// 首问负责制: whoever first accepts is the first-inquiry owner for good.
+	if inc.FirstOwnerID == "" {
+		inc.FirstOwnerID = a.UserID
+	}
+	inc.DueAt = s.dueAfterAccept(inc, now)
+	inc.UpdatedAt = now
+	inc.Version++
+	return s.put(tx, inc, "incident.accepted")
+}
+
+// dueAfterAccept applies 限时办结: 1 working day, 3 for special categories. Items handed
+// down from above keep the deadline already set.
+func (s *Service) dueAfterAccept(inc *Incident, now time.Time) *time.Time {
+	if inc.DueAt != nil {
+		return inc.DueAt
+	}
+	n := 1
+	if inc.Special {
+		n = 3
+	}
+	due, err := s.calendar.Load().Due(now, n)
+	if errors.Is(err, workday.ErrOutOfRange) {
+		// No calendar for this year yet: count plain days rather than stop work.
+		due = now.Add(time.Duration(n) * 24 * time.Hour)
+	} else if err != nil {
+		return nil
+	}
+	due = due.UTC()
+	return &due
+}
+
+// applyImport stores a complete historical incident as given (system only).
+func (s *Service) applyImport(tx *command.Tx, c *command.Command) error {
+	if !c.Actor.System {
+		return fault.New(fault.Forbidden, "forbidden", "incident.import is for the server only")
+	}
+	var inc Incident
+	if err := json.Unmarshal(c.Args, &inc); err != nil || !validID(inc.ID) {
+		return fault.New(fault.Invalid, "invalid_args", "a complete incident with a UUIDv7 id")
+	}
+	var existing doc
+	found, err := tx.Get(Coll, inc.ID, &existing)
+	if err != nil || found {
+		return err // importing twice changes nothing
+	}
+	return s.put(tx, &inc, "")
+}
+
+// load reads an incident for a command by actor; one the actor may not see is
+// reported as not found.
+func (s *Service) load(tx *command.Tx, a org.Actor, id string) (*Incident, error) {
+	var d doc
+	found, err := tx.Get(Coll, id, &d)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
+	}
+	inc := fromDoc(d)
+	if !a.System && !canSee(a, inc) {
+		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
+	}
+	return inc, nil
+}
+
+func (s *Service) put(tx *command.Tx, inc *Incident, event string) error {
+	scope := inc.ScopeUnit()
+	path := org.PathSubject(scope)
+	key := org.PartitionKey(scope)
+	if err := tx.Put(command.Record{Coll: Coll, ID: inc.ID, Version: inc.Version, Path: path, Doc: toDoc(inc, key, path), Wire: inc.Wire()}); err != nil {
+		return err
+	}
+	if event == "" {
+		return nil
+	}
+	return tx.Emit(event, org.PathSubject(inc.UnitID), inc.Wire())
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// Count returns the number of stored incidents.
+func (s *Service) Count(ctx context.Context) (int64, error) { return s.store.Count(ctx) }
+
+// Calendar returns the working-day calendar in force.
+func (s *Service) Calendar() *workday.Calendar { return s.calendar.Load() }
