@@ -94,6 +94,7 @@ type journalWrite struct {
 	Coll string   `bson:"coll"`
 	ID   string   `bson:"id"`
 	Doc  bson.Raw `bson:"doc,omitempty"` // absent: delete
+	New  bool     `bson:"new,omitempty"` // insert (replace if a replay finds it)
 }
 
 type mutationDoc struct {
@@ -319,14 +320,14 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg) (*journalDoc
 	}
 	slices.SortFunc(ws, func(x, y stagedWrite) int { return x.seq - y.seq })
 	for _, w := range ws {
-		j.Writes = append(j.Writes, journalWrite{Coll: w.key.Coll, ID: w.key.ID, Doc: w.raw})
+		j.Writes = append(j.Writes, journalWrite{Coll: w.key.Coll, ID: w.key.ID, Doc: w.raw, New: w.isNew})
 	}
 	for _, o := range outcomes {
 		raw, err := bson.Marshal(o)
 		if err != nil {
 			return nil, nil, err
 		}
-		j.Writes = append(j.Writes, journalWrite{Coll: MutationColl, ID: o.ID, Doc: raw})
+		j.Writes = append(j.Writes, journalWrite{Coll: MutationColl, ID: o.ID, Doc: raw, New: true})
 	}
 	merged := map[string]int64{}
 	for k, v := range a.ckpt.Clients {
@@ -363,7 +364,9 @@ func (a *Applier) commitMemory(tx *Tx, j *journalDoc) {
 	a.applied.Add(int64(len(tx.batchOut)))
 }
 
-// write applies a journal's writes; it is idempotent (whole-document replaces).
+// write applies a journal's writes. It is idempotent: new records are inserted, and
+// an insert that finds the record (a replay after a crash) becomes a whole-document
+// replace, as every other write is.
 func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 	byColl := map[string][]mongo.WriteModel{}
 	var order []string
@@ -373,19 +376,42 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 		}
 		byColl[coll] = append(byColl[coll], m)
 	}
-	for _, w := range j.Writes {
-		if w.Doc == nil {
-			add(w.Coll, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: w.ID}}))
-			continue
-		}
-		add(w.Coll, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: w.ID}}).SetReplacement(w.Doc).SetUpsert(true))
+	replace := func(coll, id string, doc any) mongo.WriteModel {
+		return mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(true)
 	}
-	add(CheckpointColl, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: j.Ckpt.ID}}).SetReplacement(j.Ckpt).SetUpsert(true))
+	for _, w := range j.Writes {
+		switch {
+		case w.Doc == nil:
+			add(w.Coll, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: w.ID}}))
+		case w.New:
+			add(w.Coll, mongo.NewInsertOneModel().SetDocument(w.Doc))
+		default:
+			add(w.Coll, replace(w.Coll, w.ID, w.Doc))
+		}
+	}
+	add(CheckpointColl, replace(CheckpointColl, j.Ckpt.ID, j.Ckpt))
 	if a.prevJournal != "" && a.prevJournal != j.ID {
 		add(JournalColl, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: a.prevJournal}}))
 	}
 	for _, coll := range order {
-		if _, err := a.db.Collection(coll).BulkWrite(ctx, byColl[coll], options.BulkWrite().SetOrdered(true)); err != nil {
+		models := byColl[coll]
+		_, err := a.db.Collection(coll).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+			// Inserts of records a replay finds already written: replace them instead.
+			var again []mongo.WriteModel
+			for _, we := range bwe.WriteErrors {
+				ins, ok := models[we.Index].(*mongo.InsertOneModel)
+				if !ok || !mongo.IsDuplicateKeyError(we) {
+					return fmt.Errorf("write %s: %w", coll, err)
+				}
+				id, _ := ins.Document.(bson.Raw).Lookup("_id").StringValueOK()
+				again = append(again, replace(coll, id, ins.Document))
+			}
+			if _, err = a.db.Collection(coll).BulkWrite(ctx, again, options.BulkWrite().SetOrdered(false)); err != nil {
+				return fmt.Errorf("write %s: %w", coll, err)
+			}
+		} else if err != nil {
 			return fmt.Errorf("write %s: %w", coll, err)
 		}
 	}

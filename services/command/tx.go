@@ -86,6 +86,9 @@ type stagedWrite struct {
 	key Key
 	raw bson.Raw // nil means delete
 	seq int      // order of first write, to keep writes in a stable order
+	// isNew: the record did not exist before this batch, so it can be inserted (an
+	// insert is much cheaper than a replace on FerretDB's SQLite backend).
+	isNew bool
 }
 
 // Now is the time the command entered the system.
@@ -187,12 +190,14 @@ func (tx *Tx) Emit(typ, path string, data any) error {
 func (tx *Tx) stage(k Key, raw bson.Raw) {
 	ks := k.String()
 	seq := len(tx.batch) + len(tx.cur)
+	prev, known := tx.a.cache[ks]
+	isNew := known && prev == nil
 	if w, ok := tx.cur[ks]; ok {
-		seq = w.seq
+		seq, isNew = w.seq, w.isNew
 	} else if w, ok := tx.batch[ks]; ok {
-		seq = w.seq
+		seq, isNew = w.seq, w.isNew
 	}
-	tx.cur[ks] = stagedWrite{key: k, raw: raw, seq: seq}
+	tx.cur[ks] = stagedWrite{key: k, raw: raw, seq: seq, isNew: isNew && raw != nil}
 }
 
 // begin starts applying cmd.
