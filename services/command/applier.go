@@ -40,7 +40,8 @@ type ApplierOptions struct {
 // Hooks are called at the points of a batch where a crash matters; a hook that returns
 // an error stops the applier there, as a crash would.
 type Hooks struct {
-	AfterWrite func(partition int) error // after the database write, before publishing
+	AfterWrite   func(partition int) error // after the database write, before publishing
+	AfterPublish func(partition int) error // after publishing, before the journal is dropped and the commands acked
 }
 
 // Applier applies one partition's commands. Run it in one goroutine; it is the only
@@ -228,6 +229,11 @@ func (a *Applier) applyBatch(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		if err := retry(ctx, a.log, "publish", func() error { return a.publish(ctx, j) }); err != nil {
 			return err
+		}
+		if h := a.opt.Hooks.AfterPublish; h != nil {
+			if err := h(a.opt.Partition); err != nil {
+				return err
+			}
 		}
 		a.prevJournal = j.ID
 	}
