@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -103,9 +104,62 @@ type mutationDoc struct {
 	ClientID   string      `bson:"clientId"`
 	MutationID int64       `bson:"mutationId"`
 	Status     string      `bson:"status"`
-	Error      *ErrorBody  `bson:"error,omitempty"`
+	Error      *errorDoc   `bson:"error,omitempty"`
 	Changes    []ChangeRef `bson:"changes,omitempty"`
 	At         time.Time   `bson:"at"`
+}
+
+// errorDoc stores an ErrorBody; field paths ("requester.phone") become values, never
+// keys, because stored keys may not contain dots.
+type errorDoc struct {
+	Code    string     `bson:"code"`
+	Message string     `bson:"message"`
+	Fields  []fieldDoc `bson:"fields,omitempty"`
+}
+
+type fieldDoc struct {
+	Field   string `bson:"f"`
+	Problem string `bson:"p"`
+}
+
+func toErrorDoc(e *ErrorBody) *errorDoc {
+	if e == nil {
+		return nil
+	}
+	d := &errorDoc{Code: e.Code, Message: e.Message}
+	for f, p := range e.Fields {
+		d.Fields = append(d.Fields, fieldDoc{f, p})
+	}
+	slices.SortFunc(d.Fields, func(x, y fieldDoc) int { return strings.Compare(x.Field, y.Field) })
+	return d
+}
+
+func (d *errorDoc) body() *ErrorBody {
+	if d == nil {
+		return nil
+	}
+	e := &ErrorBody{Code: d.Code, Message: d.Message}
+	for _, f := range d.Fields {
+		if e.Fields == nil {
+			e.Fields = map[string]string{}
+		}
+		e.Fields[f.Field] = f.Problem
+	}
+	return e
+}
+
+// StoredOutcome reads a command's outcome from the database (the durable copy of what
+// the outcome stream keeps for the horizon); nil while the command is not applied.
+func StoredOutcome(ctx context.Context, db *mongo.Database, commandID string) (*Outcome, error) {
+	var d mutationDoc
+	err := db.Collection(MutationColl).FindOne(ctx, bson.D{{Key: "_id", Value: commandID}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, "read outcome")
+	}
+	return &Outcome{ID: d.ID, MutationID: d.MutationID, Status: d.Status, Error: d.Error.body(), Changes: d.Changes, At: d.At}, nil
 }
 
 // NewApplier makes the applier of one partition.
@@ -200,11 +254,17 @@ func (a *Applier) Run(ctx context.Context) error {
 // records, publishes, then acks. Before the journal insert nothing is changed and a
 // failure retries the whole batch; after it the batch is only ever completed.
 func (a *Applier) applyBatch(ctx context.Context, msgs []jetstream.Msg) error {
+	return a.applyBatchOr(ctx, msgs, nil)
+}
+
+// applyBatchOr applies msgs; with unstorable set, the single command in msgs is
+// rejected instead of applied.
+func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstorable error) error {
 	var j *journalDoc
 	var tx *Tx
 	err := retry(ctx, a.log, "decide", func() error {
 		var err error
-		j, tx, err = a.decide(ctx, msgs)
+		j, tx, err = a.decide(ctx, msgs, unstorable)
 		if err != nil || j == nil {
 			return err
 		}
@@ -212,8 +272,29 @@ func (a *Applier) applyBatch(ctx context.Context, msgs []jetstream.Msg) error {
 		if mongo.IsDuplicateKeyError(err) {
 			err = nil // an earlier attempt that reported failure did insert it
 		}
+		var we mongo.WriteException
+		if errors.As(err, &we) && len(we.WriteErrors) > 0 {
+			return poison{err} // the database refuses these documents: retrying cannot help
+		}
 		return err
 	})
+	var p poison
+	if errors.As(err, &p) {
+		if len(msgs) > 1 {
+			// Find the command that cannot be stored: apply the batch one by one.
+			for _, m := range msgs {
+				if err := a.applyBatchOr(ctx, []jetstream.Msg{m}, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if unstorable != nil {
+			return fmt.Errorf("applier %d: cannot store even a rejection: %w", a.opt.Partition, p.err)
+		}
+		a.log.Error("command rejected: the database refuses its documents", "err", p.err)
+		return a.applyBatchOr(ctx, msgs, p.err)
+	}
 	if err != nil {
 		return err
 	}
@@ -245,7 +326,7 @@ func (a *Applier) applyBatch(ctx context.Context, msgs []jetstream.Msg) error {
 
 // decide applies the batch's commands to the in-memory state and returns the journal,
 // or nil when every message was already applied.
-func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg) (*journalDoc, *Tx, error) {
+func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable error) (*journalDoc, *Tx, error) {
 	clients := map[string]int64{}
 	var cmds []*Command
 	var firstSeq, lastSeq int64
@@ -290,7 +371,9 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg) (*journalDoc
 	for _, c := range cmds {
 		tx.begin(c)
 		var err error
-		if h, ok := a.reg.m[c.Name]; ok {
+		if h, ok := a.reg.m[c.Name]; unstorable != nil {
+			err = fault.New(fault.Conflict, "unstorable", "the server could not store this change; it was not applied")
+		} else if ok {
 			err = h.Apply(tx, c)
 		} else {
 			err = fault.New(fault.Unprocessable, "not_implemented", "this server does not apply "+strconv.Quote(c.Name)+" yet")
@@ -307,7 +390,7 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg) (*journalDoc
 		}
 		if c.ClientID != "" {
 			outcomes = append(outcomes, mutationDoc{ID: c.ID, ClientID: c.ClientID, MutationID: c.MutationID,
-				Status: o.Status, Error: o.Error, Changes: o.Changes, At: o.At})
+				Status: o.Status, Error: toErrorDoc(o.Error), Changes: o.Changes, At: o.At})
 		}
 		data, _ := json.Marshal(o)
 		tx.batchOut = append(tx.batchOut, outMsg{Subject: a.names.ResSubject(c.ID), MsgID: "res:" + c.ID, Data: data, Stage: 1})
@@ -568,12 +651,17 @@ func (a *Applier) load(ctx context.Context, k Key) (bson.Raw, error) {
 // ErrStopped is returned by a hook to stop an applier as a crash would.
 var ErrStopped = errors.New("applier stopped by hook")
 
+// poison is a database error that retrying cannot cure.
+type poison struct{ err error }
+
+func (p poison) Error() string { return p.err.Error() }
+
 // retry runs f until it succeeds, ctx ends, or f returns ErrStopped.
 func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
 	wait := 50 * time.Millisecond
 	for {
 		err := f()
-		if err == nil || errors.Is(err, ErrStopped) {
+		if err == nil || errors.Is(err, ErrStopped) || errors.As(err, new(poison)) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -307,19 +306,12 @@ func (s *Service) outcome(ctx context.Context, clientID string, id int64) (*Resu
 		return nil, fault.Wrap(err, "read outcome")
 	}
 	// Older than the stream keeps, or the stream was rebuilt: the database has it.
-	var d struct {
-		Status  string              `bson:"status"`
-		Error   *command.ErrorBody  `bson:"error"`
-		Changes []command.ChangeRef `bson:"changes"`
+	o, err := command.StoredOutcome(ctx, s.db, cmdID)
+	if err != nil || o == nil {
+		return nil, err
 	}
-	err = s.db.Collection(command.MutationColl).FindOne(ctx, bson.D{{Key: "_id", Value: cmdID}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fault.Wrap(err, "read outcome")
-	}
-	return &Result{ID: id, Status: d.Status, Error: d.Error, Changes: d.Changes}, nil
+	r := resultOf(*o)
+	return &r, nil
 }
 
 func (s *Service) state(ctx context.Context, clientID string) (clientState, uint64, error) {
