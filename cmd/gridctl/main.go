@@ -1,12 +1,209 @@
-// Command gridctl is the admin command line of Gridkeeper.
+// Command gridctl is the admin command line of Gridkeeper. It talks to a running gridd
+// over its HTTP API as an admin user, so every change it makes goes through the same
+// command path and checks as any other.
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
 )
 
+const usage = `gridctl — administer a Gridkeeper server
+
+Usage:
+  gridctl [flags] unit create CODE NAME      create a unit (its parent must exist)
+  gridctl [flags] unit list                  list the units in your subtree
+  gridctl [flags] user create LOGIN --name NAME --role ROLE[,ROLE] --unit CODE --password PW
+  gridctl [flags] whoami                     show the account gridctl acts as
+
+Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
+community +3, grid +3. Roles: grid_leader grid_manager grid_police grid_supervisor
+info_collector building_leader dispatcher handler supervisor leader discipline admin.
+
+Flags (or environment):
+`
+
+type client struct {
+	base, token string
+	http        *http.Client
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "gridctl: see 'gridctl help'")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gridctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	url := fs.String("url", envOr(getenv, "GRID_URL", "http://127.0.0.1:8080"), "gridd base URL (GRID_URL)")
+	login := fs.String("login", envOr(getenv, "GRID_LOGIN", "admin"), "admin login (GRID_LOGIN)")
+	password := fs.String("password", getenv("GRID_PASSWORD"), "admin password (GRID_PASSWORD; default the demo password)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *password == "" {
+		*password = envOr(getenv, "GRID_DEMO_PASSWORD", "gridkeeper")
+	}
+	rest := fs.Args()
+	if len(rest) < 1 {
+		fs.Usage()
+		return 2
+	}
+	c := &client{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	if err := c.login(*login, *password); err != nil {
+		fmt.Fprintln(stderr, "gridctl:", err)
+		return 1
+	}
+	var err error
+	switch strings.Join(rest[:min(2, len(rest))], " ") {
+	case "unit create":
+		if len(rest) != 4 {
+			err = errors.New("usage: gridctl unit create CODE NAME")
+			break
+		}
+		err = c.do("POST", "/v1/admin/units", map[string]string{"id": rest[2], "name": rest[3]}, nil)
+		if err == nil {
+			fmt.Fprintf(stdout, "created unit %s %s\n", rest[2], rest[3])
+		}
+	case "unit list":
+		var r struct {
+			Units []struct {
+				ID, Name, Parent string
+				Level            int
+			}
+		}
+		if err = c.do("GET", "/v1/units", nil, &r); err == nil {
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CODE\tLEVEL\tNAME\tPARENT")
+			for _, u := range r.Units {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", u.ID, u.Level, u.Name, u.Parent)
+			}
+			tw.Flush()
+		}
+	case "user create":
+		err = c.createUser(rest[2:], stdout, stderr)
+	case "whoami":
+		var me map[string]any
+		if err = c.do("GET", "/v1/me", nil, &me); err == nil {
+			b, _ := json.MarshalIndent(me, "", "  ")
+			fmt.Fprintln(stdout, string(b))
+		}
+	default:
+		fs.Usage()
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gridctl:", err)
+		return 1
+	}
+	return 0
+}
+
+func (c *client) createUser(args []string, stdout, stderr io.Writer) error {
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: gridctl user create LOGIN --name NAME --role ROLE[,ROLE] --unit CODE --password PW")
+	}
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "display name")
+	roles := fs.String("role", "", "roles, comma separated")
+	unit := fs.String("unit", "", "home unit code")
+	pw := fs.String("password", "", "initial password (8 to 72 bytes)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	body := map[string]any{"login": args[0], "name": *name, "roles": splitList(*roles), "unitId": *unit, "password": *pw}
+	if err := c.do("POST", "/v1/admin/users", body, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %s in %s\n", args[0], *unit)
+	return nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *client) login(login, password string) error {
+	host, _ := os.Hostname()
+	dev := "gridctl-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, host)
+	if len(dev) > 64 {
+		dev = dev[:64]
+	}
+	var t struct{ AccessToken string }
+	if err := c.do("POST", "/v1/auth/login", map[string]string{"login": login, "password": password, "deviceId": dev, "platform": "cli"}, &t); err != nil {
+		return fmt.Errorf("login as %s: %w", login, err)
+	}
+	c.token = t.AccessToken
+	return nil
+}
+
+// do calls the API; a non-2xx answer becomes an error carrying the server's message.
+func (c *client) do(method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach gridd at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Code, Message string
+			Fields        map[string]string
+		}
+		_ = json.Unmarshal(data, &e)
+		msg := fmt.Sprintf("%s: %s", e.Code, e.Message)
+		for f, p := range e.Fields {
+			msg += fmt.Sprintf("; %s: %s", f, p)
+		}
+		return fmt.Errorf("%d %s", resp.StatusCode, msg)
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
 }

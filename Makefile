@@ -1,0 +1,31 @@
+# Make is the command index: every target CI and developers use.
+GO ?= go
+PKGS := ./...
+
+.PHONY: run test test-short lint bench build fmt clean
+
+run: ## run gridd on the embedded default with the demo city
+	$(GO) run ./cmd/gridd
+
+test: ## the test suite, as CI runs it
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-short: ## without the race detector (faster while editing)
+	$(GO) test -count=1 $(PKGS)
+
+lint: ## formatting, vet and the layering rule
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -run TestLayering ./cmd/internal/node/
+
+bench: ## benchmarks with their limits measured in the same run (see BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 5 -timeout 60m ./bench/
+
+build: ## binaries into ./bin
+	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin data
