@@ -19,7 +19,7 @@ lint: ## formatting, vet and the layering rule
 	$(GO) test -count=1 -run TestLayering ./cmd/internal/node/
 
 bench: ## benchmarks with their limits measured in the same run (see BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 5 -timeout 60m ./bench/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/internal/node/
 
 build: ## binaries into ./bin
 	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl

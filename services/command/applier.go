@@ -33,6 +33,10 @@ type ApplierOptions struct {
 	Batch     int           // most commands per round trip
 	Horizon   time.Duration // tombstone lifetime
 	CacheSize int           // records kept in memory (the partition is their only writer)
+	// Preload loads every record of the partition into memory at start, so commands
+	// never read the database. Right for the embedded FerretDB, whose every query
+	// scans; on MongoDB, indexed prefetches are cheaper than holding everything.
+	Preload bool
 	Logger    *slog.Logger
 	// Hooks lets crash tests stop the applier at a chosen point.
 	Hooks Hooks
@@ -57,6 +61,8 @@ type Applier struct {
 	log     *slog.Logger
 
 	cache map[string]bson.Raw // nil value: known absent
+	// complete: the cache holds every record of the partition (Preload).
+	complete bool
 	ckpt  checkpoint
 	// prevJournal is the last journal whose effects are all published; it is deleted
 	// with the next batch's writes.
@@ -443,7 +449,7 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 
 // commitMemory makes the batch's state the partition's state.
 func (a *Applier) commitMemory(tx *Tx, j *journalDoc) {
-	if len(a.cache) > a.opt.CacheSize {
+	if len(a.cache) > a.opt.CacheSize && !a.complete {
 		a.cache = map[string]bson.Raw{}
 	}
 	for k, w := range tx.batch {
@@ -575,6 +581,38 @@ func (a *Applier) recover(ctx context.Context) error {
 	}
 	a.ckpt = fromCheckpointDoc(cd)
 	a.cache = map[string]bson.Raw{}
+	a.complete = false
+	if a.opt.Preload {
+		return a.preload(ctx)
+	}
+	return nil
+}
+
+// preload reads the partition's records of every owned collection into memory.
+func (a *Applier) preload(ctx context.Context) error {
+	start := time.Now()
+	n := 0
+	for _, coll := range a.reg.colls {
+		cur, err := a.db.Collection(coll).Find(ctx, bson.D{})
+		if err != nil {
+			return fmt.Errorf("preload %s: %w", coll, err)
+		}
+		for cur.Next(ctx) {
+			key, ok := cur.Current.Lookup(KeyField).StringValueOK()
+			if !ok || a.names.Partition(key) != a.opt.Partition {
+				continue
+			}
+			id, _ := cur.Current.Lookup("_id").StringValueOK()
+			a.cache[Key{coll, id}.String()] = slices.Clone(cur.Current)
+			n++
+		}
+		if err := cur.Err(); err != nil {
+			return fmt.Errorf("preload %s: %w", coll, err)
+		}
+		_ = cur.Close(ctx)
+	}
+	a.complete = true
+	a.log.Debug("partition preloaded", "records", n, "took", time.Since(start))
 	return nil
 }
 
@@ -599,6 +637,9 @@ func fromCheckpointDoc(cd checkpointDoc) checkpoint {
 // are not in memory.
 func (a *Applier) prefetch(ctx context.Context, cmds []*Command) error {
 	want := map[string][]string{}
+	if a.complete {
+		return nil
+	}
 	for _, c := range cmds {
 		h, ok := a.reg.m[c.Name]
 		if !ok || h.Keys == nil {
@@ -633,19 +674,29 @@ func (a *Applier) prefetch(ctx context.Context, cmds []*Command) error {
 	return nil
 }
 
-// load reads one record on a cache miss.
+// load reads one record on a cache miss (none when the partition is preloaded).
 func (a *Applier) load(ctx context.Context, k Key) (bson.Raw, error) {
+	if a.complete {
+		return nil, nil
+	}
+	raw, err := a.read(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	a.cache[k.String()] = raw
+	return raw, nil
+}
+
+// read reads one record from the database; nil when absent.
+func (a *Applier) read(ctx context.Context, k Key) (bson.Raw, error) {
 	raw, err := a.db.Collection(k.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: k.ID}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		a.cache[k.String()] = nil
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fault.Wrap(err, "load "+k.Coll)
 	}
-	raw = slices.Clone(raw)
-	a.cache[k.String()] = raw
-	return raw, nil
+	return slices.Clone(raw), nil
 }
 
 // ErrStopped is returned by a hook to stop an applier as a crash would.

@@ -41,11 +41,19 @@ type Handler struct {
 	Keys  func(cmd *Command) []Key
 }
 
-// Registry maps command names to handlers.
-type Registry struct{ m map[string]Handler }
+// Registry maps command names to handlers and lists the collections the write path
+// owns.
+type Registry struct {
+	m     map[string]Handler
+	colls []string
+}
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{m: map[string]Handler{}} }
+
+// Own declares collections whose records are written only through the write path, so
+// an applier may hold its partition's share of them in memory.
+func (r *Registry) Own(colls ...string) { r.colls = append(r.colls, colls...) }
 
 // Register adds a handler; registering a name twice is a programming error.
 func (r *Registry) Register(name string, h Handler) {
@@ -118,6 +126,20 @@ func (tx *Tx) Get(coll, id string, out any) (bool, error) {
 	return true, nil
 }
 
+// Peek reads a record of another partition (reference data such as a parent unit)
+// straight from the database. Another writer owns it, so it is never cached and may be
+// a moment old.
+func (tx *Tx) Peek(coll, id string, out any) (bool, error) {
+	raw, err := tx.a.read(tx.ctx, Key{coll, id})
+	if err != nil || raw == nil {
+		return false, err
+	}
+	if err := bson.Unmarshal(raw, out); err != nil {
+		return false, fault.Wrap(err, "decode "+coll)
+	}
+	return true, nil
+}
+
 func (tx *Tx) lookup(k Key) (bson.Raw, bool) {
 	ks := k.String()
 	if w, ok := tx.cur[ks]; ok {
@@ -130,12 +152,17 @@ func (tx *Tx) lookup(k Key) (bson.Raw, bool) {
 	return raw, ok
 }
 
+// KeyField is stamped on every record the write path stores: the partition key of the
+// commands that write it, so an applier can find its partition's records.
+const KeyField = "_k"
+
 // Put stores a record and publishes it on the change feed.
 func (tx *Tx) Put(r Record) error {
 	raw, err := bson.Marshal(r.Doc)
 	if err != nil {
 		return fault.Wrap(err, "encode "+r.Coll)
 	}
+	raw = stampKey(raw, tx.cmd.Key)
 	wire, err := json.Marshal(r.Wire)
 	if err != nil {
 		return fault.Wrap(err, "encode "+r.Coll)
@@ -222,4 +249,25 @@ func (tx *Tx) end(ok bool) []ChangeRef {
 	}
 	tx.cur, tx.curOut, tx.curRefs = nil, nil, nil
 	return refs
+}
+
+// stampKey appends the partition key to a BSON document (replacing none: domain
+// documents never carry it).
+func stampKey(doc bson.Raw, key string) bson.Raw {
+	if _, err := doc.LookupErr(KeyField); err == nil {
+		return doc
+	}
+	out := make([]byte, 0, len(doc)+len(KeyField)+len(key)+8)
+	out = append(out, 0, 0, 0, 0)
+	out = append(out, doc[4:len(doc)-1]...)
+	out = append(out, 0x02)
+	out = append(out, KeyField...)
+	out = append(out, 0)
+	n := len(key) + 1
+	out = append(out, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+	out = append(out, key...)
+	out = append(out, 0, 0)
+	l := len(out)
+	out[0], out[1], out[2], out[3] = byte(l), byte(l>>8), byte(l>>16), byte(l>>24)
+	return out
 }

@@ -65,10 +65,11 @@ func NewService(db *mongo.Database) *Service { return &Service{db: db} }
 
 // Register adds the org commands to the write path.
 func (s *Service) Register(r *command.Registry) {
+	r.Own(UnitColl, UserColl)
 	r.Register(CmdCreateUnit, command.Handler{Apply: applyCreateUnit, Keys: func(c *command.Command) []command.Key {
 		var a CreateUnitArgs
 		_ = json.Unmarshal(c.Args, &a)
-		return []command.Key{{Coll: UnitColl, ID: a.ID}, {Coll: UnitColl, ID: org.Parent(a.ID)}}
+		return []command.Key{{Coll: UnitColl, ID: a.ID}}
 	}})
 	r.Register(CmdCreateUser, command.Handler{Apply: applyCreateUser, Keys: func(c *command.Command) []command.Key {
 		var a CreateUserArgs
@@ -115,7 +116,7 @@ func applyCreateUnit(tx *command.Tx, c *command.Command) error {
 	parent := org.Parent(a.ID)
 	if parent != "" {
 		var p unitDoc
-		ok, err := tx.Get(UnitColl, parent, &p)
+		ok, err := tx.Peek(UnitColl, parent, &p) // the parent may live in another partition
 		if err != nil {
 			return err
 		}

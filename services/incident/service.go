@@ -45,6 +45,7 @@ func (s *Service) Catalog() *Catalog { return s.catalog.Load() }
 
 // Register adds the incident commands to the write path.
 func (s *Service) Register(r *command.Registry) {
+	r.Own(Coll)
 	keys := func(c *command.Command) []command.Key {
 		var a struct {
 			IncidentID string `json:"incidentId"`

@@ -41,6 +41,7 @@ type Config struct {
 	PullLimit      int           `env:"GRID_PULL_LIMIT" default:"500" help:"largest page a pull returns"`
 	TombstoneHoriz time.Duration `env:"GRID_TOMBSTONE_HORIZON" default:"720h" help:"how long deletes and mutation outcomes are kept for pulls (at least 30 days)"`
 	ApplyBatch     int           `env:"GRID_APPLY_BATCH" default:"256" help:"most commands an applier takes in one database round trip"`
+	Preload        string        `env:"GRID_PRELOAD" default:"auto" help:"appliers hold their partition's records in memory: on, off, or auto (on for the embedded FerretDB)"`
 	LogLevel       string        `env:"GRID_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
 	ShutdownWait   time.Duration `env:"GRID_SHUTDOWN_WAIT" default:"10s" help:"grace period for in-flight requests on SIGTERM"`
 }
@@ -113,10 +114,16 @@ func (c Config) validate() error {
 	if strings.ContainsAny(c.Prefix, ".*> ") || c.Prefix == "" {
 		errs = append(errs, "GRID_STREAM_PREFIX must be one subject token")
 	}
+	if c.Preload != "auto" && c.Preload != "on" && c.Preload != "off" {
+		errs = append(errs, "GRID_PRELOAD must be auto, on or off")
+	}
 	for _, r := range c.roleList() {
 		if r != "api" && r != "applier" {
 			errs = append(errs, "GRID_ROLES: unknown role "+strconv.Quote(r))
 		}
+	}
+	if c.Preload != "auto" && c.Preload != "on" && c.Preload != "off" {
+		errs = append(errs, "GRID_PRELOAD must be auto, on or off")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
@@ -134,6 +141,7 @@ func (c Config) roleList() []string {
 	return out
 }
 
+// HasRole reports whether this instance runs a part (api, applier).
 func (c Config) HasRole(role string) bool {
 	for _, r := range c.roleList() {
 		if r == role {

@@ -108,6 +108,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		for p := 0; p < cfg.Partitions; p++ {
 			a := command.NewApplier(n.JS, n.DB, n.Names, n.Registry, command.ApplierOptions{
 				Partition: p, Batch: cfg.ApplyBatch, Horizon: cfg.TombstoneHoriz, Logger: log, Hooks: o.Hooks,
+				Preload: cfg.Preload == "on" || (cfg.Preload == "auto" && cfg.MongoURI == ""),
 			})
 			n.Appliers = append(n.Appliers, a)
 			n.wg.Add(1)

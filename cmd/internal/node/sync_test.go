@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node"
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 )
 
@@ -24,8 +25,15 @@ func newID(t testing.TB) string {
 // exist, both copies of every push got the same final outcome, and the pull saw every
 // incident exactly once.
 func TestConcurrentPushesAndPullNeverLoseOrDouble(t *testing.T) {
+	// Both ways an applier reads: from memory after a preload, and by prefetch.
+	for _, preload := range []string{"on", "off"} {
+		t.Run("preload-"+preload, func(t *testing.T) { concurrentPushes(t, preload) })
+	}
+}
+
+func concurrentPushes(t *testing.T, preload string) {
 	const clients, perClient, batch = 8, 200, 20
-	h := nodetest.Start(t, nil)
+	h := nodetest.Start(t, func(c *node.Config, _ *node.Options) { c.Preload = preload })
 	h.Org(clients)
 	workers := make([]*nodetest.Client, clients)
 	for i := range workers {

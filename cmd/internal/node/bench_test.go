@@ -1,0 +1,219 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node"
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Benchmarks of the write path. Each reports a figure beside its limit measured in the
+// same run on the same servers: raw JetStream async publish of the same command
+// messages, and raw InsertMany of the same incident documents. Every figure is the
+// median of 5 runs (this machine is noisy). Run with `make bench`.
+
+const (
+	benchClients   = 50
+	benchPerClient = 200
+	benchBatch     = 50
+	benchRuns      = 5
+)
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// backends lists the databases to measure on: the embedded default (SQLite), and
+// FerretDB on PostgreSQL when GRID_BENCH_POSTGRESQL_URL names one.
+func backends() map[string]func(*node.Config, *node.Options) {
+	m := map[string]func(*node.Config, *node.Options){
+		"sqlite": func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute },
+	}
+	if pg := os.Getenv("GRID_BENCH_POSTGRESQL_URL"); pg != "" {
+		m["postgresql"] = func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute; c.PostgreURL = pg }
+	}
+	return m
+}
+
+func BenchmarkWritePath(b *testing.B) {
+	for name, mod := range backends() {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				benchWritePath(b, mod)
+			}
+		})
+	}
+}
+
+func benchWritePath(b *testing.B, mod func(*node.Config, *node.Options)) {
+	var pushRate, jsRate, insertRate []float64
+	var lat []time.Duration
+	for run := 0; run < benchRuns; run++ {
+		h := nodetest.StartEmbedded(b, b.TempDir(), mod)
+		h.Org(5)
+		clients := make([]*nodetest.Client, benchClients)
+		for i := range clients {
+			clients[i] = h.Login(fmt.Sprintf("worker%d", i%5+1), fmt.Sprintf("bench-%d", i))
+		}
+		// Prepare every mutation first so only the push is timed.
+		batches := make([][][]nodetest.Mutation, benchClients)
+		for i, c := range clients {
+			for k := 0; k < benchPerClient/benchBatch; k++ {
+				names := make([]string, benchBatch)
+				args := make([]any, benchBatch)
+				for j := range names {
+					names[j], args[j] = "incident.report", nodetest.Report(newID(b))
+				}
+				batches[i] = append(batches[i], c.Queue(names, args))
+			}
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, m := range batches[i] {
+					st, r := c.Push(m)
+					if st != 200 || r.Results[len(r.Results)-1].Status != "applied" {
+						b.Errorf("push: %d %s", st, c.LastBody)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		total := benchClients * benchPerClient
+		pushRate = append(pushRate, float64(total)/elapsed.Seconds())
+
+		// Limit 1: raw JetStream async publish of the same command payloads.
+		cmds := commandPayloads(b, h, total)
+		jsRate = append(jsRate, rawPublish(b, h.Node.JS, cmds))
+		// Limit 2: raw InsertMany of the same incident documents.
+		insertRate = append(insertRate, rawInsert(b, h.Node.DB))
+		// End to end: push one report, pull until it is there.
+		lat = append(lat, pushToPullable(b, h, 40)...)
+		h.Stop()
+	}
+	b.ReportMetric(median(pushRate), "push-mutations/s")
+	b.ReportMetric(median(jsRate), "raw-js-publish-msgs/s")
+	b.ReportMetric(median(insertRate), "raw-insertmany-docs/s")
+	b.ReportMetric(median(pushRate)/median(jsRate), "push/js-ratio")
+	b.ReportMetric(median(pushRate)/median(insertRate), "push/insert-ratio")
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "e2e-p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "e2e-p99-ms")
+}
+
+// commandPayloads makes n command messages shaped like those a push publishes.
+func commandPayloads(b *testing.B, h *nodetest.Harness, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		data, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("bench-x:%d", i), "name": "incident.report",
+			"args": nodetest.Report(newID(b)), "actor": map[string]any{"userId": "worker1", "roles": []string{"grid_manager"}, "unitId": nodetest.GridA(1)},
+			"clientId": "bench-x", "mutationId": i + 1, "issuedAt": time.Now(), "key": nodetest.CommunityA})
+		out[i] = data
+	}
+	return out
+}
+
+func rawPublish(b *testing.B, js jetstream.JetStream, payloads [][]byte) float64 {
+	ctx := context.Background()
+	name := fmt.Sprintf("RAW%d", time.Now().UnixNano())
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteStream(ctx, name)
+	start := time.Now()
+	for i, p := range payloads {
+		m := nats.NewMsg(name + ".cmd")
+		m.Data = p
+		if _, err := js.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprint(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("raw publish did not complete")
+	}
+	return float64(len(payloads)) / time.Since(start).Seconds()
+}
+
+func rawInsert(b *testing.B, db *mongo.Database) float64 {
+	ctx := context.Background()
+	cur, err := db.Collection("incidents").Find(ctx, bson.D{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var docs []bson.Raw
+	for cur.Next(ctx) {
+		docs = append(docs, slices.Clone(cur.Current))
+	}
+	coll := db.Collection(fmt.Sprintf("raw%d", time.Now().UnixNano()))
+	defer coll.Drop(ctx)
+	start := time.Now()
+	for i := 0; i < len(docs); i += 256 {
+		batch := make([]any, 0, 256)
+		for _, d := range docs[i:min(len(docs), i+256)] {
+			batch = append(batch, d)
+		}
+		if _, err := coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(len(docs)) / time.Since(start).Seconds()
+}
+
+// pushToPullable measures, n times, from the start of a push of one report to the
+// moment a pull by another device returns it.
+func pushToPullable(b *testing.B, h *nodetest.Harness, n int) []time.Duration {
+	w := h.Login("worker1", "lat-w")
+	d := h.Login("dispatcher", "lat-d")
+	cursor := ""
+	for { // catch up first
+		_, p := d.Pull(cursor, 500)
+		cursor = p.Cursor
+		if !p.HasMore {
+			break
+		}
+	}
+	var out []time.Duration
+	for i := 0; i < n; i++ {
+		id := newID(b)
+		start := time.Now()
+		w.Push(w.Queue([]string{"incident.report"}, []any{nodetest.Report(id)}))
+		for found := false; !found; {
+			_, p := d.Pull(cursor, 500)
+			cursor = p.Cursor
+			for _, c := range p.Changes {
+				found = found || c.ID == id
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatal("report never became pullable")
+			}
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
