@@ -144,3 +144,17 @@ func TestRepeatedCommandIDsApplyOnce(t *testing.T) {
 		t.Errorf("note: %+v, want applied 3 times in order", n)
 	}
 }
+
+func TestStampKeyKeepsDocumentsValid(t *testing.T) {
+	raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: "x"}, {Key: "a", Value: 1}})
+	out := command.StampKey(raw, "110105001001")
+	if err := out.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := out.Lookup(command.KeyField).StringValueOK(); k != "110105001001" {
+		t.Errorf("stamped key: %q", k)
+	}
+	if again := command.StampKey(out, "other"); len(again) != len(out) {
+		t.Error("a stamped document is stamped again")
+	}
+}

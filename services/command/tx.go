@@ -162,7 +162,7 @@ func (tx *Tx) Put(r Record) error {
 	if err != nil {
 		return fault.Wrap(err, "encode "+r.Coll)
 	}
-	raw = stampKey(raw, tx.cmd.Key)
+	raw = StampKey(raw, tx.cmd.Key)
 	wire, err := json.Marshal(r.Wire)
 	if err != nil {
 		return fault.Wrap(err, "encode "+r.Coll)
@@ -218,7 +218,7 @@ func (tx *Tx) stage(k Key, raw bson.Raw) {
 	ks := k.String()
 	seq := len(tx.batch) + len(tx.cur)
 	prev, known := tx.a.cache[ks]
-	isNew := known && prev == nil
+	isNew := (known && prev == nil) || (!known && tx.a.complete)
 	if w, ok := tx.cur[ks]; ok {
 		seq, isNew = w.seq, w.isNew
 	} else if w, ok := tx.batch[ks]; ok {
@@ -251,9 +251,9 @@ func (tx *Tx) end(ok bool) []ChangeRef {
 	return refs
 }
 
-// stampKey appends the partition key to a BSON document (replacing none: domain
+// StampKey appends the partition key to a BSON document (replacing none: domain
 // documents never carry it).
-func stampKey(doc bson.Raw, key string) bson.Raw {
+func StampKey(doc bson.Raw, key string) bson.Raw {
 	if _, err := doc.LookupErr(KeyField); err == nil {
 		return doc
 	}
