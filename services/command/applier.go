@@ -37,7 +37,7 @@ type ApplierOptions struct {
 	// never read the database. Right for the embedded FerretDB, whose every query
 	// scans; on MongoDB, indexed prefetches are cheaper than holding everything.
 	Preload bool
-	Logger    *slog.Logger
+	Logger  *slog.Logger
 	// Hooks lets crash tests stop the applier at a chosen point.
 	Hooks Hooks
 }
@@ -63,7 +63,7 @@ type Applier struct {
 	cache map[string]bson.Raw // nil value: known absent
 	// complete: the cache holds every record of the partition (Preload).
 	complete bool
-	ckpt  checkpoint
+	ckpt     checkpoint
 	// prevJournal is the last journal whose effects are all published; it is deleted
 	// with the next batch's writes.
 	prevJournal string
