@@ -64,11 +64,12 @@ type Applier struct {
 	// complete: the cache holds every record of the partition (Preload).
 	complete bool
 	ckpt     checkpoint
-	// prevJournal is the last journal whose effects are all published; it is deleted
-	// with the next batch's writes.
-	prevJournal string
-	ready       atomic.Bool
-	applied     atomic.Int64
+	// finished lists journals whose effects are all written and published. They stay
+	// until the next cleanup, which first saves the checkpoint and then deletes them;
+	// until then the newest journal carries the checkpoint.
+	finished []string
+	ready    atomic.Bool
+	applied  atomic.Int64
 }
 
 type checkpoint struct {
@@ -96,6 +97,26 @@ type journalDoc struct {
 	Outbox    []outMsg       `bson:"outbox"`
 	Ckpt      checkpointDoc  `bson:"ckpt"`
 	At        time.Time      `bson:"at"`
+}
+
+// journalRecord is how a journal is stored: its body as one binary value. The
+// database then stores a single opaque field instead of parsing thousands of nested
+// fields; the documents inside were checked storable when staged (Tx.Put).
+type journalRecord struct {
+	ID        string    `bson:"_id"`
+	Partition int       `bson:"partition"`
+	FirstSeq  int64     `bson:"firstSeq"`
+	LastSeq   int64     `bson:"lastSeq"`
+	At        time.Time `bson:"at"`
+	Body      []byte    `bson:"body"`
+}
+
+func (j *journalDoc) record() (*journalRecord, error) {
+	body, err := bson.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("encode journal: %w", err)
+	}
+	return &journalRecord{ID: j.ID, Partition: j.Partition, FirstSeq: j.FirstSeq, LastSeq: j.LastSeq, At: j.At, Body: body}, nil
 }
 
 type journalWrite struct {
@@ -232,7 +253,7 @@ func (a *Applier) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-idle.C:
-			a.cleanupJournal(ctx)
+			a.cleanup(ctx)
 			idle.Reset(time.Second)
 			continue
 		case first = <-ch:
@@ -274,7 +295,11 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 		if err != nil || j == nil {
 			return err
 		}
-		_, err = a.db.Collection(JournalColl).InsertOne(ctx, j)
+		rec, err := j.record()
+		if err != nil {
+			return err
+		}
+		_, err = a.db.Collection(JournalColl).InsertOne(ctx, rec)
 		if mongo.IsDuplicateKeyError(err) {
 			err = nil // an earlier attempt that reported failure did insert it
 		}
@@ -322,7 +347,10 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 				return err
 			}
 		}
-		a.prevJournal = j.ID
+		a.finished = append(a.finished, j.ID)
+		if len(a.finished) >= 32 {
+			a.cleanup(ctx)
+		}
 	}
 	for _, m := range msgs {
 		_ = m.Ack()
@@ -484,10 +512,6 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 			add(w.Coll, replace(w.Coll, w.ID, w.Doc))
 		}
 	}
-	add(CheckpointColl, replace(CheckpointColl, j.Ckpt.ID, j.Ckpt))
-	if a.prevJournal != "" && a.prevJournal != j.ID {
-		add(JournalColl, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: a.prevJournal}}))
-	}
 	for _, coll := range order {
 		models := byColl[coll]
 		_, err := a.db.Collection(coll).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
@@ -510,7 +534,6 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 			return fmt.Errorf("write %s: %w", coll, err)
 		}
 	}
-	a.prevJournal = ""
 	return nil
 }
 
@@ -549,29 +572,23 @@ func (a *Applier) publish(ctx context.Context, j *journalDoc) error {
 	return nil
 }
 
-// recover completes every journal of this partition left by a crash (they are all
-// committed) and loads the checkpoint.
+// recover finishes the work a crash interrupted and loads the checkpoint. A journal is
+// inserted only after the one before it is fully written and published, so only the
+// newest journal can be unfinished: it is written and published again (both are
+// idempotent, and nothing newer exists that a repeat could overwrite).
 func (a *Applier) recover(ctx context.Context) error {
 	cur, err := a.db.Collection(JournalColl).Find(ctx, bson.D{{Key: "partition", Value: a.opt.Partition}})
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
-	var js []journalDoc
-	if err := cur.All(ctx, &js); err != nil {
+	var recs []journalRecord
+	if err := cur.All(ctx, &recs); err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
-	slices.SortFunc(js, func(x, y journalDoc) int { return int(x.LastSeq - y.LastSeq) })
-	for i := range js {
-		j := &js[i]
-		a.log.Info("completing journal after restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
-		if err := a.write(ctx, j); err != nil {
-			return err
-		}
-		if err := a.publish(ctx, j); err != nil {
-			return err
-		}
-		if _, err := a.db.Collection(JournalColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: j.ID}}); err != nil {
-			return fmt.Errorf("delete journal: %w", err)
+	js := make([]journalDoc, len(recs))
+	for i, r := range recs {
+		if err := bson.Unmarshal(r.Body, &js[i]); err != nil {
+			return fmt.Errorf("decode journal %s: %w", r.ID, err)
 		}
 	}
 	var cd checkpointDoc
@@ -580,6 +597,27 @@ func (a *Applier) recover(ctx context.Context) error {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	a.ckpt = fromCheckpointDoc(cd)
+	a.finished = nil
+	if len(js) > 0 {
+		slices.SortFunc(js, func(x, y journalDoc) int { return int(x.LastSeq - y.LastSeq) })
+		j := &js[len(js)-1]
+		if j.LastSeq > a.ckpt.Seq {
+			a.log.Info("completing the last batch after a restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
+			if err := a.write(ctx, j); err != nil {
+				return err
+			}
+			if err := a.publish(ctx, j); err != nil {
+				return err
+			}
+			a.ckpt = fromCheckpointDoc(j.Ckpt)
+		}
+		for _, j := range js {
+			a.finished = append(a.finished, j.ID)
+		}
+		if err := a.saveCheckpoint(ctx); err != nil {
+			return err
+		}
+	}
 	a.cache = map[string]bson.Raw{}
 	a.complete = false
 	if a.opt.Preload {
@@ -616,13 +654,33 @@ func (a *Applier) preload(ctx context.Context) error {
 	return nil
 }
 
-func (a *Applier) cleanupJournal(ctx context.Context) {
-	if a.prevJournal == "" {
+// cleanup saves the checkpoint and drops finished journals; failures are retried at
+// the next cleanup (the journals keep the checkpoint meanwhile).
+func (a *Applier) cleanup(ctx context.Context) {
+	if len(a.finished) == 0 {
 		return
 	}
-	if _, err := a.db.Collection(JournalColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: a.prevJournal}}); err == nil {
-		a.prevJournal = ""
+	if err := a.saveCheckpoint(ctx); err != nil {
+		a.log.Warn("journal cleanup failed; will retry", "err", err)
 	}
+}
+
+func (a *Applier) saveCheckpoint(ctx context.Context) error {
+	cd := checkpointDoc{ID: a.ckptID(), Seq: a.ckpt.Seq}
+	for c, m := range a.ckpt.Clients {
+		cd.Clients = append(cd.Clients, clientMax{c, m})
+	}
+	slices.SortFunc(cd.Clients, func(x, y clientMax) int { return strings.Compare(x.Client, y.Client) })
+	_, err := a.db.Collection(CheckpointColl).ReplaceOne(ctx, bson.D{{Key: "_id", Value: cd.ID}}, cd, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	_, err = a.db.Collection(JournalColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: a.finished}}}})
+	if err != nil {
+		return fmt.Errorf("drop journals: %w", err)
+	}
+	a.finished = nil
+	return nil
 }
 
 func fromCheckpointDoc(cd checkpointDoc) checkpoint {

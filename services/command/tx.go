@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
@@ -162,6 +163,9 @@ func (tx *Tx) Put(r Record) error {
 	if err != nil {
 		return fault.Wrap(err, "encode "+r.Coll)
 	}
+	if err := storable(raw, 0); err != nil {
+		return fault.New(fault.Conflict, "unstorable", "the change cannot be stored: "+err.Error())
+	}
 	raw = StampKey(raw, tx.cmd.Key)
 	wire, err := json.Marshal(r.Wire)
 	if err != nil {
@@ -270,4 +274,47 @@ func StampKey(doc bson.Raw, key string) bson.Raw {
 	l := len(out)
 	out[0], out[1], out[2], out[3] = byte(l), byte(l>>8), byte(l>>16), byte(l>>24)
 	return out
+}
+
+// storable checks a document against what both MongoDB and FerretDB store: no field
+// name with a dot or a leading '$', no array directly inside an array, bounded depth.
+func storable(doc bson.Raw, depth int) error {
+	if depth > 32 {
+		return fmt.Errorf("nested deeper than 32 levels")
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return err
+	}
+	for _, e := range elems {
+		k := e.Key()
+		if strings.Contains(k, ".") || strings.HasPrefix(k, "$") || k == "" {
+			return fmt.Errorf("field name %q", k)
+		}
+		if err := storableValue(e.Value(), depth, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func storableValue(v bson.RawValue, depth int, inArray bool) error {
+	switch v.Type {
+	case bson.TypeEmbeddedDocument:
+		return storable(v.Document(), depth+1)
+	case bson.TypeArray:
+		if inArray {
+			return fmt.Errorf("an array inside an array")
+		}
+		vals, err := v.Array().Values()
+		if err != nil {
+			return err
+		}
+		for _, x := range vals {
+			if err := storableValue(x, depth+1, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
