@@ -81,7 +81,7 @@ func call(t *testing.T, method, url, token string, body any, out any) int {
 	data, _ := io.ReadAll(resp.Body)
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %s", method, url, data)
+			t.Fatalf("%s %s: %v: %.300s", method, url, err, data)
 		}
 	}
 	return resp.StatusCode
@@ -137,6 +137,13 @@ func TestGriddDemoWalkthrough(t *testing.T) {
 		}
 	}
 	d := login(t, base, "dispatcher", "web-dispatcher")
+	ledgers := pullLedgers(t, base, d, "web-dispatcher")
+	for what, want := range map[string]int{"households": 844, "residents": 3086, "floating": 156, "organisations": 13,
+		"teams": 6, "activities": 42, "served": 1862} {
+		if ledgers[what] != want {
+			t.Errorf("demo %s: %d, want %d", what, ledgers[what], want)
+		}
+	}
 	all := pullAll(d, "web-dispatcher")
 	closed := 0
 	for _, s := range all {
@@ -193,5 +200,47 @@ func TestHelpAndBadConfig(t *testing.T) {
 	err := run(context.Background(), nil, func(k string) string { return map[string]string{"GRID_PARTITIONS": "0"}[k] }, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "GRID_PARTITIONS") {
 		t.Errorf("bad config: %v", err)
+	}
+}
+
+// pullLedgers pulls everything a device sees and counts the demo's ledgers.
+func pullLedgers(t *testing.T, base, token, device string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	cursor := ""
+	for {
+		var p struct {
+			Cursor  string
+			HasMore bool
+			Changes []struct {
+				Collection string
+				Doc        json.RawMessage
+			}
+		}
+		if st := call(t, "POST", base+"/v1/sync/pull", token, map[string]any{"clientId": device, "schemaVersion": 1, "cursor": cursor}, &p); st != 200 {
+			t.Fatalf("pull: %d", st)
+		}
+		for _, c := range p.Changes {
+			counts[c.Collection]++
+			switch c.Collection {
+			case "households":
+				var h struct{ Members []struct{ Floating bool } }
+				_ = json.Unmarshal(c.Doc, &h)
+				counts["residents"] += len(h.Members)
+				for _, m := range h.Members {
+					if m.Floating {
+						counts["floating"]++
+					}
+				}
+			case "activities":
+				var a struct{ Served int }
+				_ = json.Unmarshal(c.Doc, &a)
+				counts["served"] += a.Served
+			}
+		}
+		cursor = p.Cursor
+		if !p.HasMore {
+			return counts
+		}
 	}
 }

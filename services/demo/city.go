@@ -8,14 +8,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/directory"
+	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/org"
+	"github.com/gridkeeper/gridkeeper/services/volunteer"
 )
 
 type cityData struct {
-	units     []directory.CreateUnitArgs
-	users     []directory.CreateUserArgs
-	incidents []incident.Incident
+	units         []directory.CreateUnitArgs
+	users         []directory.CreateUserArgs
+	households    []household.Household
+	organisations []household.Organisation
+	teams         []volunteer.Team
+	activities    []volunteer.Activity
+	incidents     []incident.Incident
 }
 
 var (
@@ -91,6 +97,9 @@ func build(cal *workday.Calendar) cityData {
 				Roles: []string{s.role}, UnitID: Grid((i-1)%Grids + 1)})
 		}
 	}
+	c.households = households(r)
+	c.organisations = organisations(r)
+	c.teams, c.activities = volunteerService(r)
 	c.incidents = incidents(r, cal)
 	return c
 }

@@ -26,7 +26,9 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/demo"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/gridkeeper/gridkeeper/services/volunteer"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,6 +200,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	n.Directory.Register(n.Registry)
 	n.Incidents = incident.NewService(incident.NewStore(n.DB), cat, cal)
 	n.Incidents.Register(n.Registry)
+	household.Register(n.Registry)
+	volunteer.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
 
 	key, err := n.jwtKey()
