@@ -50,7 +50,10 @@ func backends() map[string]func(*node.Config, *node.Options) {
 		"sqlite": func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute },
 	}
 	if pg := os.Getenv("GRID_BENCH_POSTGRESQL_URL"); pg != "" {
-		m["postgresql"] = func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute; c.PostgreURL = pg }
+		m["postgresql"] = func(c *node.Config, _ *node.Options) {
+			c.PushWait, c.PostgreURL = time.Minute, pg
+			c.MongoDB = fmt.Sprintf("bench%d", time.Now().UnixNano()) // every run on fresh tables
+		}
 	}
 	return m
 }
