@@ -88,7 +88,8 @@ func (s *server) pull(c *fiber.Ctx) error {
 }
 
 func (s *server) categories(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"categories": s.Incidents.Catalog().All()})
+	cat := s.Incidents.Catalog()
+	return c.JSON(fiber.Map{"version": cat.Version, "categories": cat.All()})
 }
 
 func (s *server) getIncident(c *fiber.Ctx) error {

@@ -452,26 +452,13 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 		}
 		j.Writes = append(j.Writes, journalWrite{Coll: MutationColl, ID: o.ID, Doc: raw, New: true})
 	}
-	merged := map[string]int64{}
-	for k, v := range a.ckpt.Clients {
-		merged[k] = v
-	}
-	for k, v := range clients {
-		merged[k] = v
-	}
+	// The journal carries only this batch's devices; the full map is saved with the
+	// checkpoint at cleanup, and recovery merges the two.
 	j.Ckpt = checkpointDoc{ID: a.ckptID(), Seq: lastSeq}
-	for k, v := range merged {
+	for k, v := range clients {
 		j.Ckpt.Clients = append(j.Ckpt.Clients, clientMax{k, v})
 	}
-	slices.SortFunc(j.Ckpt.Clients, func(x, y clientMax) int {
-		if x.Client < y.Client {
-			return -1
-		}
-		if x.Client > y.Client {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(j.Ckpt.Clients, func(x, y clientMax) int { return strings.Compare(x.Client, y.Client) })
 	return j, tx, nil
 }
 
@@ -483,7 +470,7 @@ func (a *Applier) commitMemory(tx *Tx, j *journalDoc) {
 	for k, w := range tx.batch {
 		a.cache[k] = w.raw
 	}
-	a.ckpt = fromCheckpointDoc(j.Ckpt)
+	a.ckpt.merge(j.Ckpt)
 	a.applied.Add(int64(len(tx.batchOut)))
 }
 
@@ -601,7 +588,11 @@ func (a *Applier) recover(ctx context.Context) error {
 	if len(js) > 0 {
 		slices.SortFunc(js, func(x, y journalDoc) int { return int(x.LastSeq - y.LastSeq) })
 		j := &js[len(js)-1]
-		if j.LastSeq > a.ckpt.Seq {
+		saved := a.ckpt.Seq
+		for i := range js {
+			a.ckpt.merge(js[i].Ckpt) // journals not yet folded into the saved checkpoint
+		}
+		if j.LastSeq > saved {
 			a.log.Info("completing the last batch after a restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
 			if err := a.write(ctx, j); err != nil {
 				return err
@@ -609,7 +600,6 @@ func (a *Applier) recover(ctx context.Context) error {
 			if err := a.publish(ctx, j); err != nil {
 				return err
 			}
-			a.ckpt = fromCheckpointDoc(j.Ckpt)
 		}
 		for _, j := range js {
 			a.finished = append(a.finished, j.ID)
@@ -681,6 +671,15 @@ func (a *Applier) saveCheckpoint(ctx context.Context) error {
 	}
 	a.finished = nil
 	return nil
+}
+
+// merge folds a journal's checkpoint (its batch's devices) into c; maxima make it
+// idempotent and order-free.
+func (c *checkpoint) merge(cd checkpointDoc) {
+	c.Seq = max(c.Seq, cd.Seq)
+	for _, cm := range cd.Clients {
+		c.Clients[cm.Client] = max(c.Clients[cm.Client], cm.Max)
+	}
 }
 
 func fromCheckpointDoc(cd checkpointDoc) checkpoint {

@@ -67,7 +67,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 	kvs := []jetstream.KeyValueConfig{{
 		Bucket:      n.ClientsBucket(),
 		Description: "per-handset queue state: highest accepted and highest finished mutation id",
-		TTL:         o.Horizon * 4,
+		// No TTL: a handset back after months must still find where its queue stands.
 	}, {
 		Bucket:      n.SessionsBucket(),
 		Description: "login sessions with their current refresh token",

@@ -27,19 +27,25 @@ type Category struct {
 
 // Catalog is the immutable set of categories.
 type Catalog struct {
-	top   []Category
-	byKey map[string]Category
+	// Version changes whenever the file is edited.
+	Version int
+	top     []Category
+	byKey   map[string]Category
 }
 
 // ParseCatalog reads the categories file (schemas/categories.json) and validates it.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var f struct {
+		Version    int        `json:"version"`
 		Categories []Category `json:"categories"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("categories: %w", err)
 	}
-	c := &Catalog{top: f.Categories, byKey: map[string]Category{}}
+	if f.Version < 1 {
+		return nil, fmt.Errorf("categories: version must be at least 1")
+	}
+	c := &Catalog{Version: f.Version, top: f.Categories, byKey: map[string]Category{}}
 	var add func(cat Category) error
 	add = func(cat Category) error {
 		if cat.Code == "" || cat.Names.Zh == "" || cat.Names.En == "" {
