@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -229,9 +230,10 @@ func (s *server) logRequests(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
-	route := c.Route().Path
+	// fiber reuses its buffers: labels that outlive the request must be copies.
+	method, route := strings.Clone(c.Method()), strings.Clone(c.Route().Path)
 	dur := time.Since(start)
-	s.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Observe(dur.Seconds())
+	s.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(dur.Seconds())
 	a := actorOf(c)
 	lvl := slog.LevelDebug
 	if status >= 500 {

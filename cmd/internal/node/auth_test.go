@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,4 +181,28 @@ func TestScopeOfReadsAndCommands(t *testing.T) {
 	if inc.Status != "accepted" || inc.FirstOwnerID != "dispatcher" || inc.DueAt == nil {
 		t.Errorf("after accept: %+v", inc)
 	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	w := h.Login("worker1", "p1")
+	w.Push(w.Queue([]string{"incident.report"}, []any{nodetest.Report(newID(t))}))
+	anon := h.Anon()
+	for path, want := range map[string]string{
+		"/healthz": `"ok"`,
+		"/readyz":  `"ready"`,
+		"/metrics": "gridd_commands_applied_total",
+	} {
+		st, body := anon.Raw("GET", path, nil, nil)
+		if st != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d %.200s", path, st, body)
+		}
+	}
+	_, body := anon.Raw("GET", "/metrics", nil, nil)
+	if !strings.Contains(string(body), `gridd_http_request_duration_seconds_count{method="POST",route="/v1/sync/push",status="200"} 1`) {
+		t.Errorf("push not counted in /metrics: %s", grepLines(string(body), "sync/push"))
+	}
+	st, body := anon.Raw("GET", "/nowhere", nil, nil)
+	wantErr(t, "unknown route", st, body, 404, "not_found")
 }

@@ -106,6 +106,18 @@ func TestCrashBetweenWriteAndPublish(t *testing.T) {
 					t.Fatalf("event published before the crash point: %d", n)
 				}
 			}
+			// An applier that stopped makes the node not ready.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st, body := h.Anon().Raw("GET", "/readyz", nil, nil)
+				if st == 503 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz with a stopped applier: %d %s", st, body)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			h.Restart(func(c *node.Config, o *node.Options) { o.Hooks = command.Hooks{} })
 			w2 := h.Login("worker1", "phone-1")
 			r = waitApplied(t, w2, m)
