@@ -47,12 +47,17 @@ type Options struct {
 	MaxBody    int
 	BcryptCost int
 	AdminWait  time.Duration
+	// PokeInterval is the least time between two sync events to one client.
+	PokeInterval time.Duration
+	// Done closes when the server shuts down (ends event streams).
+	Done <-chan struct{}
 }
 
 type server struct {
 	Deps
 	opt      Options
 	requests *prometheus.HistogramVec
+	done     <-chan struct{}
 }
 
 // New returns the fiber app with every route.
@@ -63,7 +68,10 @@ func New(d Deps, opt Options) *fiber.App {
 	if opt.AdminWait == 0 {
 		opt.AdminWait = 10 * time.Second
 	}
-	s := &server{Deps: d, opt: opt}
+	if opt.PokeInterval == 0 {
+		opt.PokeInterval = 2 * time.Second
+	}
+	s := &server{Deps: d, opt: opt, done: opt.Done}
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "gridd_http_request_duration_seconds", Help: "HTTP requests by route and status.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -103,6 +111,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/me", s.me)
 	authed.Post("/sync/push", s.push)
 	authed.Post("/sync/pull", s.pull)
+	authed.Get("/sync/events", s.events)
 	authed.Get("/categories", s.categories)
 	authed.Get("/incidents/:id", s.getIncident)
 	authed.Get("/units", s.units)

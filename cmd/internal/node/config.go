@@ -36,6 +36,7 @@ type Config struct {
 	Demo           bool          `env:"GRID_DEMO" default:"true" help:"seed the demo city on first start (--demo=false or --no-demo turns it off)"`
 	DemoPassword   string        `env:"GRID_DEMO_PASSWORD" default:"gridkeeper" secret:"true" help:"password of the demo logins"`
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
+	PokeInterval   time.Duration `env:"GRID_POKE_INTERVAL" default:"2s" help:"least time between two sync pokes to one device (bursts are coalesced)"`
 	MaxBody        int           `env:"GRID_MAX_BODY" default:"1048576" help:"largest request body in bytes (413 above)"`
 	MaxMutations   int           `env:"GRID_MAX_MUTATIONS" default:"500" help:"most mutations in one push"`
 	PullLimit      int           `env:"GRID_PULL_LIMIT" default:"500" help:"largest page a pull returns"`

@@ -70,6 +70,7 @@ type Node struct {
 	Metrics   *prometheus.Registry
 
 	cancel   context.CancelFunc
+	httpDone chan struct{} // closed at Stop: ends event streams before the HTTP shutdown waits for them
 	wg       sync.WaitGroup
 	applyErr chan error
 	stopOnce sync.Once
@@ -82,7 +83,8 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{Cfg: cfg, Log: log, Names: command.Names{Prefix: cfg.Prefix, Partitions: cfg.Partitions}, applyErr: make(chan error, cfg.Partitions)}
+	n = &Node{Cfg: cfg, Log: log, Names: command.Names{Prefix: cfg.Prefix, Partitions: cfg.Partitions},
+		applyErr: make(chan error, cfg.Partitions), httpDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Stop(context.Background())
@@ -229,7 +231,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
-	}, mobileapi.Options{MaxBody: cfg.MaxBody, BcryptCost: cfg.BcryptCost})
+	}, mobileapi.Options{MaxBody: cfg.MaxBody, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }
 
@@ -328,6 +330,7 @@ func (n *Node) Listen(ln net.Listener) error {
 // Stop shuts down in order: HTTP, appliers, NATS, database.
 func (n *Node) Stop(ctx context.Context) {
 	n.stopOnce.Do(func() {
+		close(n.httpDone)
 		if n.App != nil {
 			_ = n.App.ShutdownWithContext(ctx)
 		}

@@ -1,0 +1,59 @@
+package mobileapi
+
+import (
+	"bufio"
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Heartbeat is how often an idle event stream sends a comment, so proxies and
+// handsets notice a dead connection.
+const heartbeat = 25 * time.Second
+
+// events holds GET /v1/sync/events open as server-sent events: `event: sync` whenever
+// the caller's scope changed (coalesced), a comment line as heartbeat.
+func (s *server) events(c *fiber.Ctx) error {
+	a := actorOf(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	pokes, err := s.Sync.Pokes(ctx, a, s.opt.PokeInterval)
+	if err != nil {
+		cancel()
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set(fiber.HeaderConnection, "keep-alive")
+	c.Set("X-Accel-Buffering", "no")
+	// The writer runs after the handler returns: it uses nothing of c.
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		tick := time.NewTicker(heartbeat)
+		defer tick.Stop()
+		if _, err := w.WriteString("retry: 5000\n: connected\n\n"); err != nil || w.Flush() != nil {
+			return
+		}
+		for {
+			select {
+			case _, ok := <-pokes:
+				if !ok {
+					return
+				}
+				if _, err := w.WriteString("event: sync\ndata: {\"type\":\"sync\"}\n\n"); err != nil {
+					return
+				}
+			case <-tick.C:
+				if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
+					return
+				}
+			case <-s.done:
+				return
+			}
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
