@@ -21,9 +21,14 @@ func (s *server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		return c.Status(503).JSON(fiber.Map{"status": "not ready", "reason": err.Error()})
+		return c.Status(503).JSON(fiber.Map{"code": "not_ready", "message": err.Error()})
 	}
-	return c.JSON(fiber.Map{"status": "ready"})
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *server) openapi(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(s.openapiJSON)
 }
 
 func (s *server) login(c *fiber.Ctx) error {

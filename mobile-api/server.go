@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/directory"
@@ -26,6 +27,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gopkg.in/yaml.v3"
 )
 
 // Deps are the services the API calls.
@@ -58,6 +60,8 @@ type server struct {
 	opt      Options
 	requests *prometheus.HistogramVec
 	done     <-chan struct{}
+	// openapiJSON is schemas/openapi.yaml as JSON, converted once.
+	openapiJSON []byte
 }
 
 // New returns the fiber app with every route.
@@ -71,7 +75,7 @@ func New(d Deps, opt Options) *fiber.App {
 	if opt.PokeInterval == 0 {
 		opt.PokeInterval = 2 * time.Second
 	}
-	s := &server{Deps: d, opt: opt, done: opt.Done}
+	s := &server{Deps: d, opt: opt, done: opt.Done, openapiJSON: mustOpenAPIJSON()}
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "gridd_http_request_duration_seconds", Help: "HTTP requests by route and status.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -98,6 +102,7 @@ func New(d Deps, opt Options) *fiber.App {
 func (s *server) routes(app *fiber.App) {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	app.Get("/openapi.json", s.openapi)
 	if s.Metrics != nil {
 		app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{})))
 	}
@@ -253,4 +258,22 @@ func (s *server) logRequests(c *fiber.Ctx) error {
 	s.Logger.Log(c.UserContext(), lvl, "http", "rid", c.Locals("requestid"), "method", c.Method(), "path", c.Path(),
 		"status", status, "ms", float64(dur.Microseconds())/1000, "user", a.UserID, "unit", a.UnitID, "ip", c.IP())
 	return nil
+}
+
+// mustOpenAPIJSON converts the embedded OpenAPI document to JSON; the document is
+// part of the binary, so failing here is a build defect.
+func mustOpenAPIJSON() []byte {
+	data, err := schemas.Files.ReadFile("openapi.yaml")
+	if err != nil {
+		panic(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		panic("openapi.yaml: " + err.Error())
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		panic("openapi.yaml: " + err.Error())
+	}
+	return out
 }

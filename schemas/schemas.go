@@ -7,5 +7,5 @@ import "embed"
 
 // Files is the embedded schemas directory.
 //
-//go:embed categories.json calendar/*.json
+//go:embed categories.json calendar/*.json openapi.yaml
 var Files embed.FS

@@ -191,7 +191,7 @@ func TestOperationalEndpoints(t *testing.T) {
 	anon := h.Anon()
 	for path, want := range map[string]string{
 		"/healthz": `"ok"`,
-		"/readyz":  `"ready"`,
+		"/readyz":  `"ok"`,
 		"/metrics": "gridd_commands_applied_total",
 	} {
 		st, body := anon.Raw("GET", path, nil, nil)
