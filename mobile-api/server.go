@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/schemas"
@@ -94,6 +95,9 @@ func New(d Deps, opt Options) *fiber.App {
 	})
 	app.Use(requestid.New())
 	app.Use(s.logRequests)
+	// Pull pages are repetitive JSON: gzip shrinks a first sync several times over.
+	// Event streams must not be buffered by a compressor.
+	app.Use(compress.New(compress.Config{Level: compress.LevelBestSpeed, Next: func(c *fiber.Ctx) bool { return c.Path() == "/v1/sync/events" }}))
 	s.routes(app)
 	return app
 }

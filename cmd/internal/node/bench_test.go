@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -219,4 +221,110 @@ func pushToPullable(b *testing.B, h *nodetest.Harness, n int) []time.Duration {
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// BenchmarkPull measures a first sync of a grid holding 5,000 records to a fresh
+// device (pages of 500), and idle delta pulls, beside the limit of reading the same
+// records straight from the change-feed stream with one consumer.
+func BenchmarkPull(b *testing.B) {
+	const records = 5000
+	for i := 0; i < b.N; i++ {
+		h := nodetest.StartEmbedded(b, b.TempDir(), func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute })
+		h.Org(1)
+		seedIncidents(b, h, records)
+		var first, raw []float64
+		var pages, bytes, gz int
+		for run := 0; run < benchRuns; run++ {
+			c := h.Login("worker1", fmt.Sprintf("fresh-%d", run))
+			start := time.Now()
+			cursor, n := "", 0
+			pages, bytes, gz = 0, 0, 0
+			for {
+				st, body := c.Raw("POST", "/v1/sync/pull", map[string]any{"clientId": c.Device, "schemaVersion": 1, "cursor": cursor, "limit": 500}, nil)
+				var p nodetest.PullPage
+				if st != 200 || json.Unmarshal(body, &p) != nil {
+					b.Fatalf("pull: %d", st)
+				}
+				pages++
+				bytes += len(body)
+				gz += gzipSize(body)
+				n += len(p.Changes)
+				cursor = p.Cursor
+				if !p.HasMore {
+					break
+				}
+			}
+			first = append(first, time.Since(start).Seconds())
+			if n < records {
+				b.Fatalf("first sync got %d records, want ≥ %d", n, records)
+			}
+			raw = append(raw, rawStreamRead(b, h))
+		}
+		c := h.Login("worker1", "idle")
+		_, p := c.Pull("", 500)
+		for p.HasMore {
+			_, p = c.Pull(p.Cursor, 500)
+		}
+		var idle []time.Duration
+		for k := 0; k < 200; k++ {
+			start := time.Now()
+			c.Pull(p.Cursor, 500)
+			idle = append(idle, time.Since(start))
+		}
+		b.ReportMetric(median(first)*1000, "first-sync-5000-ms")
+		b.ReportMetric(float64(pages), "first-sync-pages")
+		b.ReportMetric(float64(bytes)/1024, "first-sync-KiB")
+		b.ReportMetric(float64(gz)/1024, "first-sync-gzip-KiB")
+		b.ReportMetric(median(raw)*1000, "raw-stream-read-5000-ms")
+		b.ReportMetric(median(first)/median(raw), "first-sync/raw-ratio")
+		b.ReportMetric(float64(percentile(idle, 0.5).Microseconds())/1000, "idle-pull-p50-ms")
+		b.ReportMetric(float64(percentile(idle, 0.99).Microseconds())/1000, "idle-pull-p99-ms")
+		h.Stop()
+	}
+}
+
+// seedIncidents stores n incidents in grid A1 through the command path.
+func seedIncidents(b *testing.B, h *nodetest.Harness, n int) {
+	w := h.Login("worker1", "seeder")
+	for done := 0; done < n; done += 250 {
+		names, args := make([]string, 250), make([]any, 250)
+		for k := range names {
+			names[k], args[k] = "incident.report", nodetest.Report(newID(b))
+		}
+		if st, r := w.Push(w.Queue(names, args)); st != 200 || r.Results[249].Status != "applied" {
+			b.Fatalf("seed: %d", st)
+		}
+	}
+}
+
+// rawStreamRead reads the whole change feed with one ordered consumer: the floor for a
+// first sync.
+func rawStreamRead(b *testing.B, h *nodetest.Harness) float64 {
+	ctx := context.Background()
+	start := time.Now()
+	cons, err := h.Node.JS.OrderedConsumer(ctx, h.Node.Names.ChgStream(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := h.Node.JS.Stream(ctx, h.Node.Names.ChgStream())
+	info, _ := s.Info(ctx)
+	want := int(info.State.Msgs)
+	for got := 0; got < want; {
+		batch, err := cons.Fetch(min(500, want-got), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range batch.Messages() {
+			got++
+		}
+	}
+	return time.Since(start).Seconds()
+}
+
+func gzipSize(b []byte) int {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	return buf.Len()
 }
