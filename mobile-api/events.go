@@ -12,6 +12,11 @@ import (
 // handsets notice a dead connection.
 const heartbeat = 25 * time.Second
 
+// streamLife bounds one event stream below the server's write timeout; the client
+// reconnects (after the `retry` it was told) and is poked at once on reconnect, so
+// nothing that changed in between goes unnoticed.
+const streamLife = 50 * time.Second
+
 // events holds GET /v1/sync/events open as server-sent events: `event: sync` whenever
 // the caller's scope changed (coalesced), a comment line as heartbeat.
 func (s *server) events(c *fiber.Ctx) error {
@@ -31,7 +36,10 @@ func (s *server) events(c *fiber.Ctx) error {
 		defer cancel()
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
-		if _, err := w.WriteString("retry: 5000\n: connected\n\n"); err != nil || w.Flush() != nil {
+		life := time.NewTimer(streamLife)
+		defer life.Stop()
+		// A poke on connect: whatever changed while the client was away is pulled now.
+		if _, err := w.WriteString("retry: 2000\n: connected\n\nevent: sync\ndata: {\"type\":\"sync\"}\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
 		for {
@@ -47,6 +55,8 @@ func (s *server) events(c *fiber.Ctx) error {
 				if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
 					return
 				}
+			case <-life.C:
+				return
 			case <-s.done:
 				return
 			}

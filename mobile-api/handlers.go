@@ -21,7 +21,9 @@ func (s *server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		return c.Status(503).JSON(fiber.Map{"code": "not_ready", "message": err.Error()})
+		// The probe is public: say what is down in the log, not in the answer.
+		s.Logger.Warn("not ready", "err", err)
+		return c.Status(503).JSON(fiber.Map{"code": "not_ready", "message": "a dependency (database, NATS or an applier) is not up"})
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
 }

@@ -38,6 +38,9 @@ type Options struct {
 	RefreshTTL time.Duration
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// BcryptCost is the cost of stored hashes; an unknown login is compared against a
+	// dummy hash of the same cost, so it takes as long as a known one.
+	BcryptCost int
 }
 
 // Service issues and checks tokens.
@@ -56,7 +59,11 @@ func New(users Users, kv jetstream.KeyValue, opt Options) *Service {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.MinCost)
+	cost := opt.BcryptCost
+	if cost < bcrypt.MinCost {
+		cost = bcrypt.DefaultCost
+	}
+	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a password"), cost)
 	return &Service{users: users, kv: kv, opt: opt, dummy: dummy}
 }
 
@@ -224,7 +231,10 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Tokens, error
 					sess.Revoked = "refresh_reused"
 					data, _ := json.Marshal(sess)
 					if _, err := s.kv.Update(ctx, sid, data, e.Revision()); err != nil {
-						continue // changed meanwhile: look again
+						if isWrongRevision(err) {
+							continue // changed meanwhile: look again
+						}
+						return nil, fault.Wrap(err, "store session")
 					}
 					return nil, fault.New(fault.Unauthorized, "refresh_reused", "this refresh token was already used; the session is revoked")
 				}
@@ -246,9 +256,12 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Tokens, error
 		sess.Refresh = newHash
 		data, _ := json.Marshal(sess)
 		if _, err := s.kv.Update(ctx, sid, data, e.Revision()); err != nil {
-			// Someone rotated concurrently: our token is now a used one; the next
-			// round finds it in Used and revokes.
-			continue
+			if isWrongRevision(err) {
+				// Someone rotated concurrently: our token is now a used one; the next
+				// round finds it in Used and revokes.
+				continue
+			}
+			return nil, fault.Wrap(err, "store session")
 		}
 		return s.tokens(u, sess, newSecret)
 	}
@@ -341,4 +354,9 @@ func newSecret() (secret, hash string) {
 func hashSecret(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

@@ -74,7 +74,7 @@ type Applier struct {
 
 type checkpoint struct {
 	Seq     int64
-	Clients map[string]int64 // highest mutation id applied per handset, in this partition
+	Clients map[string]window // mutation ids applied per handset, in this partition
 }
 
 type checkpointDoc struct {
@@ -85,7 +85,7 @@ type checkpointDoc struct {
 
 type clientMax struct {
 	Client string `bson:"c"`
-	Max    int64  `bson:"m"`
+	Window window `bson:"w"`
 }
 
 type journalDoc struct {
@@ -222,28 +222,25 @@ func (a *Applier) Run(ctx context.Context) error {
 	if err := retry(ctx, a.log, "recover", func() error { return a.recover(ctx) }); err != nil {
 		return err
 	}
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, a.names.CmdStream(), jetstream.ConsumerConfig{
-		Durable:       "applier-" + strconv.Itoa(a.opt.Partition),
-		FilterSubject: a.names.CmdFilter(a.opt.Partition),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: a.opt.Batch * 4,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return fmt.Errorf("applier %d: consumer: %w", a.opt.Partition, err)
-	}
-	ch := make(chan jetstream.Msg, a.opt.Batch*2)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case ch <- m:
-		case <-ctx.Done():
+	var f *feed
+	defer func() {
+		if f != nil {
+			f.close()
 		}
-	}, jetstream.PullMaxMessages(a.opt.Batch*2))
-	if err != nil {
-		return fmt.Errorf("applier %d: consume: %w", a.opt.Partition, err)
+	}()
+	reopen := func() error {
+		if f != nil {
+			f.close()
+		}
+		return retry(ctx, a.log, "open", func() error {
+			var err error
+			f, err = a.openFeed(ctx)
+			return err
+		})
 	}
-	defer cc.Stop()
+	if err := reopen(); err != nil {
+		return err
+	}
 	a.ready.Store(true)
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
@@ -256,25 +253,110 @@ func (a *Applier) Run(ctx context.Context) error {
 			a.cleanup(ctx)
 			idle.Reset(time.Second)
 			continue
-		case first = <-ch:
+		case first = <-f.ch:
 		}
 		msgs := []jetstream.Msg{first}
 		size := len(first.Data())
 	drain:
 		for len(msgs) < a.opt.Batch && size < 4<<20 {
 			select {
-			case m := <-ch:
+			case m := <-f.ch:
 				msgs = append(msgs, m)
 				size += len(m.Data())
 			default:
 				break drain
 			}
 		}
+		if !f.contiguous(msgs) {
+			// A delivery went missing (a reconnect drops what was in flight): a later
+			// command must not be applied before it. Start over from the checkpoint.
+			a.log.Warn("command delivery gap; reopening the partition's consumer", "after", a.ckpt.Seq)
+			if err := reopen(); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := a.applyBatch(ctx, msgs); err != nil {
 			return err
 		}
 		idle.Reset(time.Second)
 	}
+}
+
+// feed is the partition's stream of commands, in stream order.
+type feed struct {
+	cc      jetstream.ConsumeContext
+	ch      chan jetstream.Msg
+	cancel  context.CancelFunc
+	lastSeq uint64 // consumer sequence of the last delivery taken
+}
+
+// openFeed (re)creates the partition's consumer starting right after the checkpoint,
+// so every command not yet applied is delivered at once and in stream order — never
+// after a later one that a redelivery timeout would otherwise let through. Commands
+// already applied but not acked (a crash between the journal and the ack) are purged.
+func (a *Applier) openFeed(ctx context.Context) (*feed, error) {
+	durable := "applier-" + strconv.Itoa(a.opt.Partition)
+	filter := a.names.CmdFilter(a.opt.Partition)
+	stream, err := a.js.Stream(ctx, a.names.CmdStream())
+	if err != nil {
+		return nil, fmt.Errorf("command stream: %w", err)
+	}
+	if a.ckpt.Seq > 0 {
+		err := stream.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(uint64(a.ckpt.Seq+1)))
+		if err != nil {
+			return nil, fmt.Errorf("purge applied commands: %w", err)
+		}
+	}
+	if err := stream.DeleteConsumer(ctx, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("reset consumer: %w", err)
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       durable,
+		FilterSubject: filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: a.opt.Batch * 4,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	f := &feed{ch: make(chan jetstream.Msg, a.opt.Batch*2), cancel: cancel}
+	f.cc, err = cons.Consume(func(m jetstream.Msg) {
+		select {
+		case f.ch <- m:
+		case <-fctx.Done():
+		}
+	}, jetstream.PullMaxMessages(a.opt.Batch*2))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	return f, nil
+}
+
+func (f *feed) close() {
+	f.cancel()
+	f.cc.Stop()
+}
+
+// contiguous checks that msgs follow the last delivery without a gap in the
+// consumer's sequence (which counts every delivery, redeliveries included).
+func (f *feed) contiguous(msgs []jetstream.Msg) bool {
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return false
+		}
+		if md.Sequence.Consumer != f.lastSeq+1 {
+			return false
+		}
+		f.lastSeq = md.Sequence.Consumer
+	}
+	return true
 }
 
 // applyBatch decides a batch in memory, commits it with one journal insert, writes the
@@ -297,7 +379,7 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 		}
 		rec, err := j.record()
 		if err != nil {
-			return err
+			return poison{err} // encoding fails the same way every time
 		}
 		_, err = a.db.Collection(JournalColl).InsertOne(ctx, rec)
 		if mongo.IsDuplicateKeyError(err) {
@@ -361,7 +443,7 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 // decide applies the batch's commands to the in-memory state and returns the journal,
 // or nil when every message was already applied.
 func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable error) (*journalDoc, *Tx, error) {
-	clients := map[string]int64{}
+	clients := map[string]window{}
 	var cmds []*Command
 	var firstSeq, lastSeq int64
 	for _, m := range msgs {
@@ -383,14 +465,15 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 			continue
 		}
 		if c.ClientID != "" {
-			done := a.ckpt.Clients[c.ClientID]
-			if v, ok := clients[c.ClientID]; ok {
-				done = v
+			w, ok := clients[c.ClientID]
+			if !ok {
+				w = a.ckpt.Clients[c.ClientID]
 			}
-			if c.MutationID <= done {
+			if w.seen(c.MutationID) {
 				continue // this mutation was applied already: exactly once
 			}
-			clients[c.ClientID] = c.MutationID
+			w.add(c.MutationID)
+			clients[c.ClientID] = w
 		}
 		cmds = append(cmds, &c)
 	}
@@ -455,8 +538,8 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 	// The journal carries only this batch's devices; the full map is saved with the
 	// checkpoint at cleanup, and recovery merges the two.
 	j.Ckpt = checkpointDoc{ID: a.ckptID(), Seq: lastSeq}
-	for k, v := range clients {
-		j.Ckpt.Clients = append(j.Ckpt.Clients, clientMax{k, v})
+	for k, w := range clients {
+		j.Ckpt.Clients = append(j.Ckpt.Clients, clientMax{k, w})
 	}
 	slices.SortFunc(j.Ckpt.Clients, func(x, y clientMax) int { return strings.Compare(x.Client, y.Client) })
 	return j, tx, nil
@@ -657,8 +740,8 @@ func (a *Applier) cleanup(ctx context.Context) {
 
 func (a *Applier) saveCheckpoint(ctx context.Context) error {
 	cd := checkpointDoc{ID: a.ckptID(), Seq: a.ckpt.Seq}
-	for c, m := range a.ckpt.Clients {
-		cd.Clients = append(cd.Clients, clientMax{c, m})
+	for c, w := range a.ckpt.Clients {
+		cd.Clients = append(cd.Clients, clientMax{c, w})
 	}
 	slices.SortFunc(cd.Clients, func(x, y clientMax) int { return strings.Compare(x.Client, y.Client) })
 	_, err := a.db.Collection(CheckpointColl).ReplaceOne(ctx, bson.D{{Key: "_id", Value: cd.ID}}, cd, options.Replace().SetUpsert(true))
@@ -678,14 +761,14 @@ func (a *Applier) saveCheckpoint(ctx context.Context) error {
 func (c *checkpoint) merge(cd checkpointDoc) {
 	c.Seq = max(c.Seq, cd.Seq)
 	for _, cm := range cd.Clients {
-		c.Clients[cm.Client] = max(c.Clients[cm.Client], cm.Max)
+		c.Clients[cm.Client] = c.Clients[cm.Client].merge(cm.Window)
 	}
 }
 
 func fromCheckpointDoc(cd checkpointDoc) checkpoint {
-	c := checkpoint{Seq: cd.Seq, Clients: make(map[string]int64, len(cd.Clients))}
+	c := checkpoint{Seq: cd.Seq, Clients: make(map[string]window, len(cd.Clients))}
 	for _, cm := range cd.Clients {
-		c.Clients[cm.Client] = cm.Max
+		c.Clients[cm.Client] = cm.Window
 	}
 	return c
 }
@@ -716,17 +799,20 @@ func (a *Applier) prefetch(ctx context.Context, cmds []*Command) error {
 		if err != nil {
 			return fmt.Errorf("prefetch %s: %w", coll, err)
 		}
-		for _, id := range ids {
-			a.cache[Key{coll, id}.String()] = nil
-		}
+		found := map[string]bson.Raw{}
 		for cur.Next(ctx) {
 			id, _ := cur.Current.Lookup("_id").StringValueOK()
-			a.cache[Key{coll, id}.String()] = slices.Clone(cur.Current)
+			found[id] = slices.Clone(cur.Current)
 		}
-		if err := cur.Err(); err != nil {
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
 			return fmt.Errorf("prefetch %s: %w", coll, err)
 		}
-		_ = cur.Close(ctx)
+		// Only a complete answer may say a record is absent.
+		for _, id := range ids {
+			a.cache[Key{coll, id}.String()] = found[id]
+		}
 	}
 	return nil
 }

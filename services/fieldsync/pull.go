@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
@@ -118,32 +118,30 @@ func (s *Service) Pull(ctx context.Context, a org.Actor, r *PullRequest) (*PullR
 		return resp, nil
 	}
 	// Read the mutation high-water mark before the changes: everything up to it is
-	// already on the feed, so the page includes its effects.
+	// already on the feed, at or before the stream's current end.
 	done, err := s.done(ctx, r.ClientID, nil)
 	if err != nil {
 		return nil, err
-	}
-	resp.LastMutationID = done
-	from := cur.Mutation
-	if done-from > 100 {
-		from = done - 100
-	}
-	for id := from + 1; id <= done; id++ {
-		o, err := s.outcome(ctx, r.ClientID, id)
-		if err != nil {
-			return nil, err
-		}
-		if o != nil {
-			o.Changes = nil
-			resp.MutationResults = append(resp.MutationResults, *o)
-		}
 	}
 	limit := r.Limit
 	if limit == 0 || limit > s.opt.PullLimit {
 		limit = s.opt.PullLimit
 	}
 	next := cur
-	next.Mutation, next.Issued = done, now.Unix()
+	next.Issued = now.Unix()
+	scopeKey := strings.Join(scopeNames, ",")
+	if r.Cursor != "" && cur.Scope != scopeKey {
+		// The caller's scope changed (moved to another unit): stream the new scope from
+		// the start and tell the client which old scopes to purge. Records in both
+		// arrive again; the client keeps the newer version.
+		for _, old := range strings.Split(cur.Scope, ",") {
+			if old != "" && !slices.Contains(scopeNames, old) {
+				resp.Scopes = append(resp.Scopes, Scope{Scope: old, Status: "removed"})
+			}
+		}
+		cur.Seq, cur.Total, cur.More = 0, 0, false
+	}
+	next.Scope = scopeKey
 	if len(filters) > 0 {
 		changes, last, pending, err := s.read(ctx, filters, cur.Seq, limit)
 		if err != nil {
@@ -162,7 +160,27 @@ func (s *Service) Pull(ctx context.Context, a org.Actor, r *PullRequest) (*PullR
 		resp.Progress = Progress{Remaining: remaining, Total: total}
 		next.Total, next.More = total, resp.HasMore
 	}
-	next.Scope = fmt.Sprint(filters)
+	// Only a page that reaches the end of the feed surely holds the effects of every
+	// mutation up to done; earlier pages keep reporting what the client already has.
+	reported := cur.Mutation
+	if !resp.HasMore {
+		reported = done
+	}
+	resp.LastMutationID, next.Mutation = reported, reported
+	from := cur.Mutation
+	if reported-from > 100 {
+		from = reported - 100
+	}
+	for id := from + 1; id <= reported; id++ {
+		o, err := s.outcome(ctx, r.ClientID, id)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil {
+			o.Changes = nil
+			resp.MutationResults = append(resp.MutationResults, *o)
+		}
+	}
 	resp.Cursor = encodeCursor(next)
 	return resp, nil
 }
@@ -230,5 +248,3 @@ func (s *Service) read(ctx context.Context, filters []string, after uint64, limi
 	}
 	return out, last, pending, nil
 }
-
-var _ = strconv.Itoa

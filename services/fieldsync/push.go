@@ -305,9 +305,11 @@ func (s *Service) outcome(ctx context.Context, clientID string, id int64) (*Resu
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fault.Wrap(err, "read outcome")
 	}
-	// Older than the stream keeps, or the stream was rebuilt: the database has it.
+	// Older than the stream keeps: the database has it. A younger outcome missing from
+	// the stream is not published yet (its changes may not be on the feed either), so
+	// it still counts as pending.
 	o, err := command.StoredOutcome(ctx, s.db, cmdID)
-	if err != nil || o == nil {
+	if err != nil || o == nil || s.opt.Now().Sub(o.At) < s.opt.Horizon-time.Hour {
 		return nil, err
 	}
 	r := resultOf(*o)

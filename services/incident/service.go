@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,29 @@ type Service struct {
 	store    *Store
 	catalog  atomic.Pointer[Catalog]
 	calendar atomic.Pointer[workday.Calendar]
+
+	// routes remembers the partition key of incidents reported through this
+	// instance, so a follow-up queued behind a report that is not applied yet goes to
+	// the same writer.
+	routesMu sync.Mutex
+	routes   map[string]string
+}
+
+const maxRoutes = 100_000
+
+func (s *Service) rememberRoute(id, key string) {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	if s.routes == nil || len(s.routes) >= maxRoutes {
+		s.routes = map[string]string{}
+	}
+	s.routes[id] = key
+}
+
+func (s *Service) recalledRoute(id string) string {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	return s.routes[id]
 }
 
 // NewService returns the incident service.
@@ -97,7 +121,11 @@ func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json
 		if err != nil {
 			return fallback, nil
 		}
-		return org.PartitionKey(firstNonEmpty(grid, unit)), nil
+		key := org.PartitionKey(firstNonEmpty(grid, unit))
+		if validID(ra.IncidentID) {
+			s.rememberRoute(ra.IncidentID, key)
+		}
+		return key, nil
 	default:
 		var ia struct {
 			IncidentID string `json:"incidentId"`
@@ -107,6 +135,9 @@ func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json
 		}
 		if _, err := uuid.Parse(ia.IncidentID); err != nil {
 			return fallback, nil
+		}
+		if key := s.recalledRoute(ia.IncidentID); key != "" {
+			return key, nil
 		}
 		_, key, err := s.store.get(ctx, ia.IncidentID)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gridkeeper/gridkeeper/services/command"
 )
 
 // Config is every setting gridd reads. Each field is set, in order of precedence, by
@@ -115,6 +117,9 @@ func (c Config) validate() error {
 	if strings.ContainsAny(c.Prefix, ".*> ") || c.Prefix == "" {
 		errs = append(errs, "GRID_STREAM_PREFIX must be one subject token")
 	}
+	if c.MaxMutations > command.WindowSize {
+		errs = append(errs, fmt.Sprintf("GRID_MAX_MUTATIONS must be at most %d", command.WindowSize))
+	}
 	if c.Preload != "auto" && c.Preload != "on" && c.Preload != "off" {
 		errs = append(errs, "GRID_PRELOAD must be auto, on or off")
 	}
@@ -122,6 +127,9 @@ func (c Config) validate() error {
 		if r != "api" && r != "applier" {
 			errs = append(errs, "GRID_ROLES: unknown role "+strconv.Quote(r))
 		}
+	}
+	if c.MaxMutations > command.WindowSize {
+		errs = append(errs, fmt.Sprintf("GRID_MAX_MUTATIONS must be at most %d", command.WindowSize))
 	}
 	if c.Preload != "auto" && c.Preload != "on" && c.Preload != "off" {
 		errs = append(errs, "GRID_PRELOAD must be auto, on or off")

@@ -214,7 +214,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
-	n.Auth = auth.New(n.Directory, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Logger: n.Log, Now: o.Now})
+	n.Auth = auth.New(n.Directory, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
+		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
 	routers := map[string]fieldsync.Router{}
 	for _, name := range fieldsync.MutationNames {
 		if strings.HasPrefix(name, "incident.") {
