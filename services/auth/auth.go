@@ -31,6 +31,11 @@ type Users interface {
 	User(ctx context.Context, login string) (*org.User, error)
 }
 
+// Queues tells where a device's mutation queue stands on the server.
+type Queues interface {
+	LastAccepted(ctx context.Context, deviceID string) (int64, error)
+}
+
 // Options configures the service.
 type Options struct {
 	Key        []byte
@@ -45,14 +50,15 @@ type Options struct {
 
 // Service issues and checks tokens.
 type Service struct {
-	users Users
+	users  Users
+	queues Queues
 	kv    jetstream.KeyValue
 	opt   Options
 	dummy []byte // a hash to compare against when the login is unknown (constant time)
 }
 
 // New returns the auth service.
-func New(users Users, kv jetstream.KeyValue, opt Options) *Service {
+func New(users Users, queues Queues, kv jetstream.KeyValue, opt Options) *Service {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -64,7 +70,7 @@ func New(users Users, kv jetstream.KeyValue, opt Options) *Service {
 		cost = bcrypt.DefaultCost
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("not a password"), cost)
-	return &Service{users: users, kv: kv, opt: opt, dummy: dummy}
+	return &Service{users: users, queues: queues, kv: kv, opt: opt, dummy: dummy}
 }
 
 // HashPassword hashes a password with bcrypt at cost.
@@ -109,6 +115,9 @@ type Tokens struct {
 	RefreshToken string   `json:"refreshToken"`
 	ExpiresIn    int      `json:"expiresIn"`
 	User         UserInfo `json:"user"`
+	// LastMutationID, at login, is the highest mutation id of the device the server
+	// accepted: a reinstalled app numbers its queue from the next one.
+	LastMutationID *int64 `json:"lastMutationId,omitempty"`
 }
 
 // UserInfo describes the caller.
@@ -185,7 +194,55 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
 	if _, err := s.kv.Create(ctx, sess.ID, data); err != nil {
 		return nil, fault.Wrap(err, "store session")
 	}
-	return s.tokens(u, sess, secret)
+	if err := s.replaceDeviceSession(ctx, sess.DeviceID, sess.ID); err != nil {
+		return nil, err
+	}
+	t, err := s.tokens(u, sess, secret)
+	if err != nil {
+		return nil, err
+	}
+	if s.queues != nil {
+		last, err := s.queues.LastAccepted(ctx, sess.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		t.LastMutationID = &last
+	}
+	return t, nil
+}
+
+// replaceDeviceSession makes sid the device's session and revokes the one before it:
+// logging in again on a device ends its previous session.
+func (s *Service) replaceDeviceSession(ctx context.Context, device, sid string) error {
+	key := "device." + device
+	for attempt := 0; attempt < 5; attempt++ {
+		e, err := s.kv.Get(ctx, key)
+		var prev string
+		var rev uint64
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fault.Wrap(err, "read device session")
+		default:
+			prev, rev = string(e.Value()), e.Revision()
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, key, []byte(sid))
+		} else {
+			_, err = s.kv.Update(ctx, key, []byte(sid), rev)
+		}
+		if err != nil {
+			if isWrongRevision(err) || errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return fault.Wrap(err, "store device session")
+		}
+		if prev != "" && prev != sid {
+			return s.revoke(ctx, prev, "replaced")
+		}
+		return nil
+	}
+	return fault.New(fault.Unavailable, "busy", "the device is logging in elsewhere; retry")
 }
 
 // RefreshRequest is the body of POST /v1/auth/refresh.

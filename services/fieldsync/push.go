@@ -406,3 +406,13 @@ func (s *Service) done(ctx context.Context, clientID string, known map[int64]boo
 	}
 	return d, nil
 }
+
+// LastAccepted is the highest mutation id of the device durably accepted (0 for a new
+// device).
+func (s *Service) LastAccepted(ctx context.Context, deviceID string) (int64, error) {
+	if !command.ValidToken(deviceID) {
+		return 0, nil
+	}
+	st, _, err := s.state(ctx, deviceID)
+	return st.Accepted, err
+}

@@ -206,3 +206,31 @@ func TestOperationalEndpoints(t *testing.T) {
 	st, body := anon.Raw("GET", "/nowhere", nil, nil)
 	wantErr(t, "unknown route", st, body, 404, "not_found")
 }
+
+// Logging in again on a device ends its previous session, and tells a reinstalled app
+// where its queue stands so its next mutations are not taken for re-sends.
+func TestLoginAgainOnADevice(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	first := h.Login("worker1", "phone-x")
+	first.Push(first.Queue([]string{"incident.report", "incident.report"}, []any{nodetest.Report(newID(t)), nodetest.Report(newID(t))}))
+	var tok struct {
+		AccessToken    string
+		LastMutationID *int64
+	}
+	st := h.Anon().Do("POST", "/v1/auth/login", map[string]string{"login": "worker1", "password": nodetest.Password, "deviceId": "phone-x"}, &tok)
+	if st != 200 || tok.LastMutationID == nil || *tok.LastMutationID != 2 {
+		t.Fatalf("second login: %d, lastMutationId %v, want 2", st, tok.LastMutationID)
+	}
+	st, body := first.Raw("GET", "/v1/me", nil, nil)
+	wantErr(t, "the first session after a second login on the device", st, body, 401, "session_revoked")
+	other := h.Login("worker1", "phone-y")
+	if st := other.Do("GET", "/v1/me", nil, nil); st != 200 {
+		t.Errorf("a session on another device stays: %d", st)
+	}
+	var fresh struct{ LastMutationID *int64 }
+	h.Anon().Do("POST", "/v1/auth/login", map[string]string{"login": "worker1", "password": nodetest.Password, "deviceId": "phone-new"}, &fresh)
+	if fresh.LastMutationID == nil || *fresh.LastMutationID != 0 {
+		t.Errorf("a new device starts at 0: %v", fresh.LastMutationID)
+	}
+}

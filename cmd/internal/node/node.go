@@ -214,8 +214,6 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
-	n.Auth = auth.New(n.Directory, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
-		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
 	routers := map[string]fieldsync.Router{}
 	for _, name := range fieldsync.MutationNames {
 		if strings.HasPrefix(name, "incident.") {
@@ -229,6 +227,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	n.Auth = auth.New(n.Directory, n.Sync, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
+		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
