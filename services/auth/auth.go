@@ -52,9 +52,9 @@ type Options struct {
 type Service struct {
 	users  Users
 	queues Queues
-	kv    jetstream.KeyValue
-	opt   Options
-	dummy []byte // a hash to compare against when the login is unknown (constant time)
+	kv     jetstream.KeyValue
+	opt    Options
+	dummy  []byte // a hash to compare against when the login is unknown (constant time)
 }
 
 // New returns the auth service.
