@@ -360,3 +360,21 @@ func TestGapKeepsQueue(t *testing.T) {
 		t.Errorf("queue: %+v", q)
 	}
 }
+
+// An app reinstalled under the same deviceId starts with an empty state: at login the
+// server tells it where the device's queue stands, and its new mutations are numbered
+// after that instead of being taken for re-sends of the old install's.
+func TestReinstallUnderTheSameDeviceID(t *testing.T) {
+	s := startServer(t)
+	s.org(1)
+	old := open(t, client.Options{BaseURL: s.URL, Login: "worker1", DeviceID: "phone-reused", StateDir: t.TempDir()})
+	first := enqueueReports(t, old, 5)
+	sync1(t, old)
+	fresh := open(t, client.Options{BaseURL: s.URL, Login: "worker1", DeviceID: "phone-reused", StateDir: t.TempDir()})
+	second := enqueueReports(t, fresh, 3) // queued offline, before the first login: ids 1..3
+	rep := sync1(t, fresh)
+	if rep.Applied != 3 || fresh.LastMutationID() != 8 {
+		t.Errorf("reinstall: %+v, last id %d; want 3 applied as ids 6..8", rep, fresh.LastMutationID())
+	}
+	sameSet(t, "server incidents", keys(s.incidents()), append(first, second...))
+}

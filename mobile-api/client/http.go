@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 // maxResponse bounds what the client reads of one answer.
@@ -113,6 +114,8 @@ type tokenPair struct {
 	RefreshToken string `json:"refreshToken"`
 	ExpiresIn    int    `json:"expiresIn"`
 	User         User   `json:"user"`
+	// LastMutationID (login only) is the highest id of this device the server has.
+	LastMutationID *int64 `json:"lastMutationId"`
 }
 
 // reauth gets a new access token: by refresh when there is a refresh token, by login
@@ -154,7 +157,38 @@ func (c *Client) login(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	return c.saveSession(t)
+	if err := c.saveSession(t); err != nil {
+		return err
+	}
+	if t.LastMutationID != nil {
+		return c.renumberAfter(*t.LastMutationID)
+	}
+	return nil
+}
+
+// renumberAfter moves the queue past last when the server already holds higher ids
+// of this device than this install ever used: another install (or this app before a
+// reinstall) used the deviceId, and our ids would be taken for re-sends of its
+// mutations.
+func (c *Client) renumberAfter(last int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if last <= c.box.LastMutationID {
+		return nil
+	}
+	next := c.box
+	next.Queue = slices.Clone(c.box.Queue)
+	id := last
+	for i := range next.Queue {
+		id++
+		next.Queue[i].ID = id
+	}
+	next.LastMutationID = id
+	if err := c.store.save(outboxFile, &next); err != nil {
+		return err
+	}
+	c.box = next
+	return nil
 }
 
 func (c *Client) saveSession(t tokenPair) error {
