@@ -167,3 +167,34 @@ func (s *server) createUser(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(auth.UserInfo{ID: a.Login, Name: a.Name, Roles: a.Roles, UnitID: a.UnitID})
 }
+
+type moveUserRequest struct {
+	UnitID string `json:"unitId"`
+}
+
+func (s *server) moveUser(c *fiber.Ctx) error {
+	var r moveUserRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	a := directory.MoveUserArgs{Login: strings.ToLower(strings.Clone(c.Params("login"))), UnitID: r.UnitID}
+	if !directory.ValidLogin(a.Login) || !org.ValidCode(a.UnitID) {
+		return &fault.Error{Kind: fault.Invalid, Code: "invalid_args", Message: "a login and a unit code are required",
+			Fields: map[string]string{"unitId": "a unit code"}}
+	}
+	key, err := s.Directory.PartitionOf(c.UserContext(), a.Login)
+	if err != nil {
+		return err
+	}
+	if key == "" {
+		return fault.New(fault.NotFound, "not_found", "no such user in the caller's area")
+	}
+	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdMoveUser, key, actorOf(c), a, s.opt.AdminWait)
+	if err != nil {
+		return err
+	}
+	if err := o.Err(); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"login": a.Login, "unitId": a.UnitID})
+}

@@ -128,6 +128,7 @@ func (s *server) routes(app *fiber.App) {
 	admin := authed.Group("/admin", s.require(org.RoleAdmin))
 	admin.Post("/units", s.createUnit)
 	admin.Post("/users", s.createUser)
+	admin.Post("/users/:login/move", s.moveUser)
 }
 
 const (

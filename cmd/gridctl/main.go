@@ -23,6 +23,7 @@ Usage:
   gridctl [flags] unit create CODE NAME      create a unit (its parent must exist)
   gridctl [flags] unit list                  list the units in your subtree
   gridctl [flags] user create LOGIN --name NAME --role ROLE[,ROLE] --unit CODE --password PW
+  gridctl [flags] user move LOGIN --unit CODE  give a user another home unit (reassign a worker)
   gridctl [flags] whoami                     show the account gridctl acts as
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
@@ -92,6 +93,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 	case "user create":
 		err = c.createUser(rest[2:], stdout, stderr)
+	case "user move":
+		err = c.moveUser(rest[2:], stdout, stderr)
 	case "whoami":
 		var me map[string]any
 		if err = c.do("GET", "/v1/me", nil, &me); err == nil {
@@ -127,6 +130,23 @@ func (c *client) createUser(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "created user %s in %s\n", args[0], *unit)
+	return nil
+}
+
+func (c *client) moveUser(args []string, stdout, stderr io.Writer) error {
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: gridctl user move LOGIN --unit CODE")
+	}
+	fs := flag.NewFlagSet("user move", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	unit := fs.String("unit", "", "the new home unit code")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := c.do("POST", "/v1/admin/users/"+args[0]+"/move", map[string]string{"unitId": *unit}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "moved user %s to %s\n", args[0], *unit)
 	return nil
 }
 

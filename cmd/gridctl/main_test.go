@@ -60,3 +60,14 @@ func TestGridctlCreatesUnitsAndUsers(t *testing.T) {
 		}
 	}
 }
+
+func TestGridctlMovesAUser(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(2)
+	if code, out, errs := ctl(h, "admin", "user", "move", "worker1", "--unit", nodetest.GridA(2)); code != 0 || !strings.Contains(out, "moved") {
+		t.Fatalf("user move: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := ctl(h, "admin", "user", "move", "worker1", "--unit", "110105001001077"); code == 0 || !strings.Contains(errs, "no_unit") {
+		t.Errorf("move to a missing unit: %d %s", code, errs)
+	}
+}

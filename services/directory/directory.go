@@ -27,6 +27,8 @@ const (
 const (
 	CmdCreateUnit = "org.createUnit"
 	CmdCreateUser = "org.createUser"
+	// CmdMoveUser gives a user another home unit (a worker reassigned to a grid).
+	CmdMoveUser = "org.moveUser"
 )
 
 type unitDoc struct {
@@ -47,6 +49,15 @@ type userDoc struct {
 	Disabled     bool      `bson:"disabled"`
 	CreatedAt    time.Time `bson:"createdAt"`
 	Version      int64     `bson:"version"`
+	// Assignments is the history of home units, oldest first; the last is current.
+	Assignments []assignmentDoc `bson:"assignments,omitempty"`
+	// Key is the partition key the user was created under: its writer for good.
+	Key string `bson:"_k,omitempty"`
+}
+
+type assignmentDoc struct {
+	Unit string    `bson:"unit"`
+	From time.Time `bson:"from"`
 }
 
 // UnitWire is a unit as handsets and the web receive it.
@@ -70,6 +81,11 @@ func (s *Service) Register(r *command.Registry) {
 		var a CreateUnitArgs
 		_ = json.Unmarshal(c.Args, &a)
 		return []command.Key{{Coll: UnitColl, ID: a.ID}}
+	}})
+	r.Register(CmdMoveUser, command.Handler{Apply: applyMoveUser, Keys: func(c *command.Command) []command.Key {
+		var a MoveUserArgs
+		_ = json.Unmarshal(c.Args, &a)
+		return []command.Key{{Coll: UserColl, ID: a.Login}}
 	}})
 	r.Register(CmdCreateUser, command.Handler{Apply: applyCreateUser, Keys: func(c *command.Command) []command.Key {
 		var a CreateUserArgs
@@ -220,8 +236,92 @@ func applyCreateUser(tx *command.Tx, c *command.Command) error {
 		return fault.New(fault.Conflict, "already_exists", "login "+a.Login+" is taken")
 	}
 	d := userDoc{ID: a.Login, Name: strings.TrimSpace(a.Name), Roles: a.Roles, UnitID: a.UnitID,
-		PasswordHash: a.PasswordHash, CreatedAt: tx.Now(), Version: 1}
+		PasswordHash: a.PasswordHash, CreatedAt: tx.Now(), Version: 1,
+		Assignments: []assignmentDoc{{Unit: a.UnitID, From: tx.Now()}}}
 	return tx.Put(command.Record{Coll: UserColl, ID: d.ID, Version: 1, Doc: d, Private: true})
+}
+
+// MoveUserArgs are the arguments of org.moveUser.
+type MoveUserArgs struct {
+	Login  string `json:"login"`
+	UnitID string `json:"unitId"`
+}
+
+func applyMoveUser(tx *command.Tx, c *command.Command) error {
+	var a MoveUserArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil || !ValidLogin(a.Login) || !org.ValidCode(a.UnitID) {
+		return fault.New(fault.Invalid, "invalid_args", "login and a unit code are required")
+	}
+	var d userDoc
+	found, err := tx.Get(UserColl, a.Login, &d)
+	if err != nil {
+		return err
+	}
+	if !found || !canAdmin(c.Actor, d.UnitID) {
+		return fault.New(fault.NotFound, "not_found", "no such user in the caller's area")
+	}
+	if !canAdmin(c.Actor, a.UnitID) {
+		return fault.New(fault.Forbidden, "forbidden", "the new unit is outside the caller's area")
+	}
+	var u unitDoc
+	if ok, err := tx.Peek(UnitColl, a.UnitID, &u); err != nil {
+		return err
+	} else if !ok {
+		return fault.New(fault.Conflict, "no_unit", "unit "+a.UnitID+" does not exist")
+	}
+	if d.UnitID == a.UnitID {
+		return nil
+	}
+	if len(d.Assignments) == 0 {
+		d.Assignments = []assignmentDoc{{Unit: d.UnitID, From: d.CreatedAt}}
+	}
+	d.Assignments = append(d.Assignments, assignmentDoc{Unit: a.UnitID, From: tx.Now()})
+	d.UnitID = a.UnitID
+	d.Version++
+	return tx.Put(command.Record{Coll: UserColl, ID: d.ID, Version: d.Version, Doc: d, Private: true})
+}
+
+// PartitionOf returns the partition key a user's commands go to (the user's writer).
+func (s *Service) PartitionOf(ctx context.Context, login string) (string, error) {
+	d, err := s.userDoc(ctx, login)
+	if err != nil || d == nil {
+		return "", err
+	}
+	return d.Key, nil
+}
+
+// Units returns a function telling the user's home unit at a time (its first unit
+// before it existed, its current one after the last move); nil for an unknown user.
+// Queued mutations are judged by the unit their author had when making them.
+func (s *Service) UnitsOf(ctx context.Context, login string) (func(time.Time) string, error) {
+	d, err := s.userDoc(ctx, login)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	as := d.Assignments
+	if len(as) == 0 {
+		as = []assignmentDoc{{Unit: d.UnitID, From: d.CreatedAt}}
+	}
+	return func(at time.Time) string {
+		for i := len(as) - 1; i > 0; i-- {
+			if !as[i].From.After(at) {
+				return as[i].Unit
+			}
+		}
+		return as[0].Unit
+	}, nil
+}
+
+func (s *Service) userDoc(ctx context.Context, login string) (*userDoc, error) {
+	var d userDoc
+	err := s.db.Collection(UserColl).FindOne(ctx, bson.D{{Key: "_id", Value: login}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, "read user")
+	}
+	return &d, nil
 }
 
 // User reads a user by login; nil when absent.

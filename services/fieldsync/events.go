@@ -13,6 +13,11 @@ import (
 // once per interval (bursts are coalesced), until ctx ends. Online clients hold it
 // open as server-sent events and pull when poked, instead of polling.
 func (s *Service) Pokes(ctx context.Context, a org.Actor, interval time.Duration) (<-chan struct{}, error) {
+	unitAt, err := s.unitsOf(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	a.UnitID = unitAt(time.Now())
 	_, filters := scopes(a)
 	if len(filters) == 0 {
 		return nil, fault.New(fault.Forbidden, "no_scope", "the caller has no scope to watch")

@@ -102,6 +102,12 @@ func (s *Service) Pull(ctx context.Context, a org.Actor, r *PullRequest) (*PullR
 		return nil, err
 	}
 	now := s.opt.Now()
+	// The scope follows the user's current home unit, not the one in its token.
+	unitAt, err := s.unitsOf(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	a.UnitID = unitAt(now)
 	scopeNames, filters := scopes(a)
 	resp := &PullResponse{Changes: []json.RawMessage{}, MutationResults: []Result{}, Conflicts: []json.RawMessage{}, Scopes: []Scope{}}
 	for _, n := range scopeNames {

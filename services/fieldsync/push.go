@@ -41,6 +41,12 @@ type Router interface {
 	Route(ctx context.Context, a org.Actor, name string, args json.RawMessage) (string, error)
 }
 
+// Directory tells a user's home unit over time: scopes follow the current one,
+// queued mutations the one their author had when making them.
+type Directory interface {
+	UnitsOf(ctx context.Context, login string) (func(time.Time) string, error)
+}
+
 // Options configures the service.
 type Options struct {
 	PushWait     time.Duration // how long a push waits for outcomes
@@ -59,6 +65,7 @@ type Service struct {
 	db      *mongo.Database
 	names   command.Names
 	routers map[string]Router
+	dir     Directory
 	clients jetstream.KeyValue
 	res     jetstream.Stream
 	chg     jetstream.Stream
@@ -67,7 +74,7 @@ type Service struct {
 
 // New returns the sync service. routers maps mutation names to the domain package that
 // routes them; names without one go to the caller's own partition.
-func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, db *mongo.Database, names command.Names, routers map[string]Router, opt Options) (*Service, error) {
+func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, db *mongo.Database, names command.Names, routers map[string]Router, dir Directory, opt Options) (*Service, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -89,7 +96,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, db *mongo.D
 	if err != nil {
 		return nil, fmt.Errorf("fieldsync: %w", err)
 	}
-	return &Service{nc: nc, js: js, db: db, names: names, routers: routers, clients: kv, res: res, chg: chg, opt: opt}, nil
+	return &Service{nc: nc, js: js, db: db, names: names, routers: routers, dir: dir, clients: kv, res: res, chg: chg, opt: opt}, nil
 }
 
 // PushRequest is the body of POST /v1/sync/push.
@@ -204,7 +211,20 @@ func (s *Service) Push(ctx context.Context, a org.Actor, r *PushRequest) (*PushR
 	index := map[int64]int{}
 	var futs []jetstream.PubAckFuture
 	now := s.opt.Now().UTC()
+	unitAt, err := s.unitsOf(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	author := a
 	for i, m := range r.Mutations {
+		// Judge the mutation by the unit its author had when making it (a worker
+		// moved to another grid keeps the rights it had for what it queued before).
+		made := now
+		if m.ClientTime != nil && m.ClientTime.Before(now) {
+			made = *m.ClientTime
+		}
+		a := author
+		a.UnitID = unitAt(made)
 		index[m.ID] = i
 		results[i] = Result{ID: m.ID, Status: Pending}
 		if m.ID <= st.Accepted {
@@ -415,4 +435,19 @@ func (s *Service) LastAccepted(ctx context.Context, deviceID string) (int64, err
 	}
 	st, _, err := s.state(ctx, deviceID)
 	return st.Accepted, err
+}
+
+// unitsOf tells the actor's home unit over time; without a directory entry (the token
+// outlived the user) the token's unit stands.
+func (s *Service) unitsOf(ctx context.Context, a org.Actor) (func(time.Time) string, error) {
+	if s.dir != nil {
+		f, err := s.dir.UnitsOf(ctx, a.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			return f, nil
+		}
+	}
+	return func(time.Time) string { return a.UnitID }, nil
 }

@@ -220,7 +220,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 			routers[name] = n.Incidents
 		}
 	}
-	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, fieldsync.Options{
+	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
 		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit,
 		Horizon: cfg.TombstoneHoriz, Logger: n.Log, Now: o.Now,
 	})

@@ -304,9 +304,10 @@ func (c *Client) Raw(method, path string, body any, hdr map[string]string) (int,
 
 // Mutation is one queued handset mutation.
 type Mutation struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Args any    `json:"args"`
+	ID         int64      `json:"id"`
+	Name       string     `json:"name"`
+	Args       any        `json:"args"`
+	ClientTime *time.Time `json:"clientTime,omitempty"`
 }
 
 // PushResult mirrors the push answer.
