@@ -117,9 +117,21 @@ func (h *Harness) start() {
 	if err != nil {
 		h.T.Fatalf("node start: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.T.Fatalf("listen: %v", err)
+	// A restart listens where the node listened before, so clients keep their URL.
+	addr := "127.0.0.1:0"
+	if h.URL != "" {
+		addr = h.URL[len("http://"):]
+	}
+	var ln net.Listener
+	var err2 error
+	for i := 0; i < 50; i++ {
+		if ln, err2 = net.Listen("tcp", addr); err2 == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err2 != nil {
+		h.T.Fatalf("listen %s: %v", addr, err2)
 	}
 	go func() { _ = n.Listen(ln) }()
 	h.Node, h.URL = n, "http://"+ln.Addr().String()
@@ -142,7 +154,8 @@ func (h *Harness) Stop() {
 	}
 }
 
-// Restart stops the node and starts a new one on the same database and streams.
+// Restart stops the node and starts a new one on the same database, streams and
+// address.
 func (h *Harness) Restart(mod func(*node.Config, *node.Options)) {
 	h.T.Helper()
 	h.Stop()
