@@ -35,7 +35,7 @@ func (s *server) openapi(c *fiber.Ctx) error {
 
 func (s *server) login(c *fiber.Ctx) error {
 	var r auth.LoginRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	t, err := s.Auth.Login(c.UserContext(), r)
@@ -47,7 +47,7 @@ func (s *server) login(c *fiber.Ctx) error {
 
 func (s *server) refresh(c *fiber.Ctx) error {
 	var r auth.RefreshRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	t, err := s.Auth.Refresh(c.UserContext(), r)
@@ -72,7 +72,7 @@ func (s *server) me(c *fiber.Ctx) error {
 
 func (s *server) push(c *fiber.Ctx) error {
 	var r fieldsync.PushRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	resp, err := s.Sync.Push(c.UserContext(), actorOf(c), &r)
@@ -84,7 +84,7 @@ func (s *server) push(c *fiber.Ctx) error {
 
 func (s *server) pull(c *fiber.Ctx) error {
 	var r fieldsync.PullRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	resp, err := s.Sync.Pull(c.UserContext(), actorOf(c), &r)
@@ -117,7 +117,7 @@ func (s *server) units(c *fiber.Ctx) error {
 
 func (s *server) createUnit(c *fiber.Ctx) error {
 	var a directory.CreateUnitArgs
-	if err := decode(c, &a); err != nil {
+	if err := s.decode(c, &a); err != nil {
 		return err
 	}
 	if err := a.Validate(); err != nil {
@@ -143,7 +143,7 @@ type createUserRequest struct {
 
 func (s *server) createUser(c *fiber.Ctx) error {
 	var r createUserRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	a := directory.CreateUserArgs{Login: strings.ToLower(r.Login), Name: r.Name, Roles: r.Roles, UnitID: r.UnitID}
@@ -174,7 +174,7 @@ type moveUserRequest struct {
 
 func (s *server) moveUser(c *fiber.Ctx) error {
 	var r moveUserRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decode(c, &r); err != nil {
 		return err
 	}
 	a := directory.MoveUserArgs{Login: strings.ToLower(strings.Clone(c.Params("login"))), UnitID: r.UnitID}

@@ -20,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/schemas"
+	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/directory"
@@ -33,11 +34,12 @@ import (
 
 // Deps are the services the API calls.
 type Deps struct {
-	Auth      *auth.Service
-	Sync      *fieldsync.Service
-	Incidents *incident.Service
-	Directory *directory.Service
-	Bus       *command.Bus
+	Attachments *attachment.Store
+	Auth        *auth.Service
+	Sync        *fieldsync.Service
+	Incidents   *incident.Service
+	Directory   *directory.Service
+	Bus         *command.Bus
 	// Ready reports whether the database, NATS and the appliers are up.
 	Ready func(ctx context.Context) error
 	// Metrics is the registry /metrics serves.
@@ -49,7 +51,9 @@ type Deps struct {
 type Options struct {
 	MaxBody    int
 	BcryptCost int
-	AdminWait  time.Duration
+	// MaxAttachment is the largest attachment upload (PUT or one PATCH chunk).
+	MaxAttachment int
+	AdminWait     time.Duration
 	// PokeInterval is the least time between two sync events to one client.
 	PokeInterval time.Duration
 	// Done closes when the server shuts down (ends event streams).
@@ -85,7 +89,8 @@ func New(d Deps, opt Options) *fiber.App {
 		d.Metrics.MustRegister(s.requests)
 	}
 	app := fiber.New(fiber.Config{
-		BodyLimit:             opt.MaxBody,
+		// JSON bodies are held to MaxBody by decode; attachments may be larger.
+		BodyLimit:             max(opt.MaxBody, opt.MaxAttachment+4096),
 		ErrorHandler:          s.errorHandler,
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
@@ -124,6 +129,10 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/categories", s.categories)
 	authed.Get("/incidents/:id", s.getIncident)
 	authed.Get("/units", s.units)
+	authed.Put("/attachments/:sha256", s.putAttachment)
+	authed.Head("/attachments/:sha256", s.headAttachment)
+	authed.Patch("/attachments/:sha256", s.patchAttachment)
+	authed.Get("/attachments/:sha256", s.getAttachment)
 
 	admin := authed.Group("/admin", s.require(org.RoleAdmin))
 	admin.Post("/units", s.createUnit)
@@ -170,9 +179,13 @@ func (s *server) require(roles ...string) fiber.Handler {
 	}
 }
 
-// decode reads a JSON body strictly: valid UTF-8, one object, types as declared.
-func decode(c *fiber.Ctx, out any) error {
+// decode reads a JSON body strictly: within the JSON size limit, valid UTF-8, one
+// value, types as declared.
+func (s *server) decode(c *fiber.Ctx, out any) error {
 	body := c.Body()
+	if len(body) > s.opt.MaxBody {
+		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fault.New(fault.Invalid, "invalid_json", "a JSON body is required")
 	}
@@ -197,7 +210,7 @@ func decode(c *fiber.Ctx, out any) error {
 var statusOf = map[fault.Kind]int{
 	fault.Internal: 500, fault.Invalid: 400, fault.Unauthorized: 401, fault.Forbidden: 403,
 	fault.NotFound: 404, fault.Conflict: 409, fault.TooLarge: 413, fault.Unprocessable: 422,
-	fault.TooMany: 429, fault.Unavailable: 503,
+	fault.TooMany: 429, fault.Unavailable: 503, fault.UnsupportedMedia: 415,
 }
 
 var fiberCodes = map[int]string{

@@ -23,6 +23,7 @@ const (
 	Unprocessable             // 422: understood syntax, unknown name or version
 	TooMany                   // 429: rate limited
 	Unavailable               // 503: a dependency is down
+	UnsupportedMedia          // 415: a content type not accepted
 )
 
 // Error is an error with a kind, a code and a client-safe message.

@@ -108,6 +108,9 @@ func (n Names) ResStream() string { return n.Prefix + "_RES" }
 // ClientsBucket is the KV bucket of per-handset queue state.
 func (n Names) ClientsBucket() string { return n.Prefix + "_clients" }
 
+// AttachRefsBucket is the KV bucket of attachment references.
+func (n Names) AttachRefsBucket() string { return n.Prefix + "_attachrefs" }
+
 // SessionsBucket is the KV bucket of login sessions.
 func (n Names) SessionsBucket() string { return n.Prefix + "_sessions" }
 

@@ -69,6 +69,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		Description: "per-handset queue state: highest accepted and highest finished mutation id",
 		// No TTL: a handset back after months must still find where its queue stands.
 	}, {
+		Bucket:      n.AttachRefsBucket(),
+		Description: "which records (and so which scopes) reference each attachment",
+	}, {
 		Bucket:      n.SessionsBucket(),
 		Description: "login sessions with their current refresh token",
 		TTL:         o.SessionTTL,

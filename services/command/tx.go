@@ -205,6 +205,16 @@ func (tx *Tx) tombstone(path, coll, id string, version int64) {
 	})
 }
 
+// Reference records that a record of unit references an attachment, so downloads of
+// it follow the record's scope.
+func (tx *Tx) Reference(sha, recordID, unit string) {
+	tx.curOut = append(tx.curOut, outMsg{
+		Subject: "$KV." + tx.names.AttachRefsBucket() + "." + sha + "." + recordID,
+		MsgID:   "ref:" + sha + ":" + recordID + ":" + unit,
+		Data:    []byte(unit),
+	})
+}
+
 // Emit publishes a domain event of a type at a unit path (org.PathSubject).
 func (tx *Tx) Emit(typ, path string, data any) error {
 	raw, err := json.Marshal(data)

@@ -408,6 +408,9 @@ func (s *Service) put(tx *command.Tx, inc *Incident, event string) error {
 	if err := tx.Put(command.Record{Coll: Coll, ID: inc.ID, Version: inc.Version, Path: path, Doc: toDoc(inc, key, path), Wire: inc.Wire()}); err != nil {
 		return err
 	}
+	for _, p := range inc.Photos {
+		tx.Reference(p, inc.ID, scope)
+	}
 	if event == "" {
 		return nil
 	}

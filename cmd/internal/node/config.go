@@ -39,7 +39,10 @@ type Config struct {
 	DemoPassword   string        `env:"GRID_DEMO_PASSWORD" default:"gridkeeper" secret:"true" help:"password of the demo logins"`
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
 	PokeInterval   time.Duration `env:"GRID_POKE_INTERVAL" default:"2s" help:"least time between two sync pokes to one device (bursts are coalesced)"`
-	MaxBody        int           `env:"GRID_MAX_BODY" default:"1048576" help:"largest request body in bytes (413 above)"`
+	MaxBody        int           `env:"GRID_MAX_BODY" default:"1048576" help:"largest JSON request body in bytes (413 above)"`
+	AttachDir      string        `env:"GRID_ATTACHMENT_DIR" help:"directory of attachments; empty means <data dir>/attachments"`
+	AttachMax      int           `env:"GRID_ATTACHMENT_MAX" default:"10485760" help:"largest attachment in bytes"`
+	AttachTypes    string        `env:"GRID_ATTACHMENT_TYPES" default:"image/jpeg,image/png,image/webp" help:"allowed attachment media types, comma separated"`
 	MaxMutations   int           `env:"GRID_MAX_MUTATIONS" default:"500" help:"most mutations in one push"`
 	PullLimit      int           `env:"GRID_PULL_LIMIT" default:"500" help:"largest page a pull returns"`
 	TombstoneHoriz time.Duration `env:"GRID_TOMBSTONE_HORIZON" default:"720h" help:"how long deletes and mutation outcomes are kept for pulls (at least 30 days)"`

@@ -21,6 +21,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/pkg/natsd"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/schemas"
+	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/demo"
@@ -229,10 +230,22 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	n.Auth = auth.New(n.Directory, n.Sync, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
 		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
+	refs, err := n.JS.KeyValue(ctx, n.Names.AttachRefsBucket())
+	if err != nil {
+		return fmt.Errorf("attachment references: %w", err)
+	}
+	dir := cfg.AttachDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "attachments")
+	}
+	attachments, err := attachment.New(attachment.Options{Dir: dir, MaxSize: int64(cfg.AttachMax), Types: splitList(cfg.AttachTypes)}, attachment.KVRefs{KV: refs})
+	if err != nil {
+		return err
+	}
 	n.App = mobileapi.New(mobileapi.Deps{
-		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus,
+		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus, Attachments: attachments,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
-	}, mobileapi.Options{MaxBody: cfg.MaxBody, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
+	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }
 
@@ -356,4 +369,14 @@ func (n *Node) Stop(ctx context.Context) {
 			n.ferret.Stop()
 		}
 	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
