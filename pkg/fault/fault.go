@@ -13,17 +13,17 @@ type Kind int
 
 // The kinds, each mapped to one HTTP status by the API layer.
 const (
-	Internal      Kind = iota // 500: never shown in detail
-	Invalid                   // 400: malformed or failing validation
-	Unauthorized              // 401: no or bad credentials
-	Forbidden                 // 403: authenticated but not allowed
-	NotFound                  // 404: absent or outside the caller's scope
-	Conflict                  // 409: state does not allow it
-	TooLarge                  // 413: over a size limit
-	Unprocessable             // 422: understood syntax, unknown name or version
-	TooMany                   // 429: rate limited
-	Unavailable               // 503: a dependency is down
-	UnsupportedMedia          // 415: a content type not accepted
+	Internal         Kind = iota // 500: never shown in detail
+	Invalid                      // 400: malformed or failing validation
+	Unauthorized                 // 401: no or bad credentials
+	Forbidden                    // 403: authenticated but not allowed
+	NotFound                     // 404: absent or outside the caller's scope
+	Conflict                     // 409: state does not allow it
+	TooLarge                     // 413: over a size limit
+	Unprocessable                // 422: understood syntax, unknown name or version
+	TooMany                      // 429: rate limited
+	Unavailable                  // 503: a dependency is down
+	UnsupportedMedia             // 415: a content type not accepted
 )
 
 // Error is an error with a kind, a code and a client-safe message.

@@ -92,7 +92,9 @@ func TestAttachments(t *testing.T) {
 	}
 
 	// Downloads follow the scope of the records that reference them.
-	get := func(c *nodetest.Client, sha string) (int, []byte) { return c.Raw("GET", "/v1/attachments/"+sha, nil, nil) }
+	get := func(c *nodetest.Client, sha string) (int, []byte) {
+		return c.Raw("GET", "/v1/attachments/"+sha, nil, nil)
+	}
 	if st, body := get(w1, bigSHA); st != 200 || !bytes.Equal(body, big) {
 		t.Errorf("the uploader downloads its photo: %d, %d bytes", st, len(body))
 	}
