@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node"
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 )
 
@@ -88,4 +89,86 @@ func TestReassignmentMovesTheScope(t *testing.T) {
 	wantErr(t, "moving an unknown user", st, body, 404, "not_found")
 	st, body = admin.Raw("POST", "/v1/admin/users/worker2/move", map[string]string{"unitId": "110105001001099"}, nil)
 	wantErr(t, "moving to a unit that does not exist", st, body, 409, "no_unit")
+}
+
+// A cursor older than the tombstone horizon gets reset: true (deletes it may have
+// missed are gone), and the client starts over; a version the server does not serve
+// also resets.
+func TestHorizonAndSchemaReset(t *testing.T) {
+	clock := &nodetest.Clock{}
+	clock.Advance(time.Since(time.Time{}))
+	h := nodetest.Start(t, func(c *node.Config, o *node.Options) { o.Now = clock.Now; c.AccessTTL = 24 * time.Hour * 60 })
+	h.Org(1)
+	w := h.Login("worker1", "p1")
+	_, p := w.Pull("", 100)
+	if p.Reset || p.Cursor == "" {
+		t.Fatalf("first pull: %+v", p)
+	}
+	clock.Advance(h.Cfg.TombstoneHoriz - time.Hour)
+	if _, p2 := w.Pull(p.Cursor, 100); p2.Reset {
+		t.Error("a cursor inside the horizon must not reset")
+	}
+	clock.Advance(2 * time.Hour)
+	if _, p3 := w.Pull(p.Cursor, 100); !p3.Reset || len(p3.Changes) != 0 {
+		t.Errorf("a cursor older than the horizon: reset=%v, %d changes", p3.Reset, len(p3.Changes))
+	}
+	var old nodetest.PullPage
+	w.Do("POST", "/v1/sync/pull", map[string]any{"clientId": "p1", "schemaVersion": 0, "cursor": ""}, &old)
+	if !old.Reset || len(old.Changes) != 0 {
+		t.Errorf("an old schema version: reset=%v, %d changes", old.Reset, len(old.Changes))
+	}
+}
+
+// A first sync interrupted at any page boundary (the answer to page k lost, so the
+// client still holds the cursor of page k-1) resumes without losing or doubling a
+// record.
+func TestFirstSyncResumesAtEveryPage(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	w := h.Login("worker1", "seed")
+	var ids []string
+	for i := 0; i < 45; i++ {
+		ids = append(ids, newID(t))
+	}
+	args := make([]any, len(ids))
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i], args[i] = "incident.report", nodetest.Report(id)
+	}
+	w.Push(w.Queue(names, args))
+	const limit = 10
+	full := func(c *nodetest.Client, loseAt int) map[string]int {
+		seen := map[string]int{}
+		cursor := ""
+		for page := 1; ; page++ {
+			_, p := c.Pull(cursor, limit)
+			if page == loseAt {
+				continue // the answer was lost: same cursor again
+			}
+			for _, ch := range p.Changes {
+				seen[ch.ID]++
+			}
+			cursor = p.Cursor
+			if !p.HasMore {
+				return seen
+			}
+		}
+	}
+	clean := full(h.Login("worker1", "clean"), 0)
+	for loseAt := 1; loseAt <= len(clean)/limit+1; loseAt++ {
+		got := full(h.Login("worker1", "resume"), loseAt)
+		if len(got) != len(clean) {
+			t.Errorf("lost at page %d: %d records, want %d", loseAt, len(got), len(clean))
+		}
+		for id, n := range got {
+			if n != 1 || clean[id] != 1 {
+				t.Errorf("lost at page %d: %s seen %d times", loseAt, id, n)
+			}
+		}
+	}
+	for _, id := range ids {
+		if clean[id] != 1 {
+			t.Errorf("incident %s missing from the first sync", id)
+		}
+	}
 }
