@@ -198,3 +198,11 @@ func (s *server) moveUser(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"login": a.Login, "unitId": a.UnitID})
 }
+
+func (s *server) conflicts(c *fiber.Ctx) error {
+	cs, err := s.Households.Conflicts(c.UserContext(), actorOf(c), 500)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"conflicts": cs})
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ import (
 // Deps are the services the API calls.
 type Deps struct {
 	Attachments *attachment.Store
+	Households  *household.Service
 	Auth        *auth.Service
 	Sync        *fieldsync.Service
 	Incidents   *incident.Service
@@ -129,6 +131,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/categories", s.categories)
 	authed.Get("/incidents/:id", s.getIncident)
 	authed.Get("/units", s.units)
+	authed.Get("/conflicts", s.conflicts)
 	authed.Put("/attachments/:sha256", s.putAttachment)
 	authed.Head("/attachments/:sha256", s.headAttachment)
 	authed.Patch("/attachments/:sha256", s.patchAttachment)

@@ -25,6 +25,7 @@ Usage:
   gridctl [flags] user create LOGIN --name NAME --role ROLE[,ROLE] --unit CODE --password PW
   gridctl [flags] user move LOGIN --unit CODE  give a user another home unit (reassign a worker)
   gridctl [flags] whoami                     show the account gridctl acts as
+  gridctl [flags] fleet [--devices N --duration D --reports N …]  simulate handsets, check they converge
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
 community +3, grid +3. Roles: grid_leader grid_manager grid_police grid_supervisor
@@ -102,6 +103,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			fmt.Fprintln(stdout, string(b))
 		}
 	default:
+		if rest[0] == "fleet" {
+			err = fleet(c, rest[1:], func() error { return c.login(*login, *password) }, stdout, stderr)
+			break
+		}
 		fs.Usage()
 		return 2
 	}

@@ -166,13 +166,14 @@ type CreateUserArgs struct {
 	PasswordHash string   `json:"passwordHash"`
 }
 
-// ValidLogin reports whether s can be a login: 3–32 of a-z, 0-9, '_', '.', '-'.
+// ValidLogin reports whether s can be a login: 3–32 of a-z, 0-9, '_', '-' (a login
+// is also a subject token: per-user records travel on it).
 func ValidLogin(s string) bool {
 	if len(s) < 3 || len(s) > 32 {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
 			return false
 		}
 	}
@@ -183,7 +184,7 @@ func ValidLogin(s string) bool {
 func (a CreateUserArgs) Validate() error {
 	f := fault.Fields{}
 	if !ValidLogin(a.Login) {
-		f.Add("login", "3 to 32 characters: a-z 0-9 _ . -")
+		f.Add("login", "3 to 32 characters: a-z 0-9 _ -")
 	}
 	if n := utf8.RuneCountInString(strings.TrimSpace(a.Name)); n == 0 || n > 50 {
 		f.Add("name", "1 to 50 characters")

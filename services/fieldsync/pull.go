@@ -149,11 +149,14 @@ func (s *Service) Pull(ctx context.Context, a org.Actor, r *PullRequest) (*PullR
 	}
 	next.Scope = scopeKey
 	if len(filters) > 0 {
+		// Records of the user itself (conflicts of its offline edits) travel on its
+		// own path; only the place scopes above are reported as scopes.
+		filters = append(filters, org.UserPath(a.UserID))
 		changes, last, pending, err := s.read(ctx, filters, cur.Seq, limit)
 		if err != nil {
 			return nil, err
 		}
-		resp.Changes = changes
+		resp.Changes, resp.Conflicts = splitConflicts(changes)
 		if last > 0 {
 			next.Seq = last
 		}
@@ -253,4 +256,25 @@ func (s *Service) read(ctx context.Context, filters []string, after uint64, limi
 		pending = uint64(len(out))
 	}
 	return out, last, pending, nil
+}
+
+// splitConflicts moves conflict records out of the changes into the response's
+// conflicts list.
+func splitConflicts(changes []json.RawMessage) (rest, conflicts []json.RawMessage) {
+	rest, conflicts = changes[:0:0], []json.RawMessage{}
+	for _, c := range changes {
+		var head struct {
+			Collection string          `json:"collection"`
+			Op         string          `json:"op"`
+			Doc        json.RawMessage `json:"doc"`
+		}
+		if json.Unmarshal(c, &head) == nil && head.Collection == "conflicts" {
+			if head.Op == "put" {
+				conflicts = append(conflicts, head.Doc)
+			}
+			continue
+		}
+		rest = append(rest, c)
+	}
+	return rest, conflicts
 }

@@ -162,3 +162,7 @@ func SubtreeFilter(code string) string {
 	}
 	return strings.Join(p[:], ".")
 }
+
+// UserPath is the scope path of records that belong to one user rather than to a
+// place (conflicts reported to their author, notifications): "u.<login>._._._".
+func UserPath(login string) string { return "u." + login + "._._._" }

@@ -204,6 +204,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	n.Incidents = incident.NewService(incident.NewStore(n.DB), cat, cal)
 	n.Incidents.Register(n.Registry)
 	household.Register(n.Registry)
+	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
 
@@ -221,6 +222,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 			routers[name] = n.Incidents
 		}
 	}
+	routers[household.CmdCreate] = household.Router{DB: n.DB}
+	routers[household.CmdUpdate] = household.Router{DB: n.DB}
 	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
 		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit,
 		Horizon: cfg.TombstoneHoriz, Logger: n.Log, Now: o.Now,
@@ -244,7 +247,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus, Attachments: attachments,
-		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
+		Households: &household.Service{DB: n.DB},
+		Ready:      n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }

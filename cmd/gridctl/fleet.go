@@ -1,0 +1,704 @@
+package main
+
+// gridctl fleet: simulated handsets on a poor network against a running gridd, then a
+// check that every one of them converged to the server's view.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	handset "github.com/gridkeeper/gridkeeper/mobile-api/client"
+)
+
+// Odds of the simulated network, per request.
+const (
+	pOffline       = 0.08 // fails before sending
+	pLoseAnswer    = 0.12 // the server handled it, the answer never arrives
+	pDuplicatePush = 0.10 // a push is sent twice
+	convergeFor    = 2 * time.Minute
+)
+
+var (
+	errSimOffline    = errors.New("simulated: offline")
+	errSimLostAnswer = errors.New("simulated: answer lost after the server handled the request")
+)
+
+type fleetConfig struct {
+	devices, reports int
+	duration         time.Duration
+	stateDir         string
+	keep             bool
+	seed             uint64
+	gridPrefix       string
+	password         string
+}
+
+func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
+	var cfg fleetConfig
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.devices, "devices", 200, "simulated handsets")
+	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long the handsets work before converging")
+	fs.IntVar(&cfg.reports, "reports", 10, "incident reports per handset")
+	fs.StringVar(&cfg.stateDir, "state-dir", "", "where the handsets keep their files (default a temp dir, removed at the end)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the state dir")
+	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
+	fs.StringVar(&cfg.gridPrefix, "grid-prefix", "", "only use grids whose code starts with this")
+	fs.StringVar(&cfg.password, "password", "fleet-password-1", "password of the fleet-NNN users")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if cfg.devices < 1 || cfg.reports < 0 || cfg.duration <= 0 || fs.NArg() > 0 {
+		return cfg, errors.New("usage: gridctl fleet [--devices N] [--duration D] [--reports N] [--state-dir DIR] [--keep] [--seed N] [--grid-prefix CODE] [--password PW]")
+	}
+	return cfg, nil
+}
+
+// fleetStats are the counters of a run; every field is safe for concurrent use.
+type fleetStats struct {
+	enqueued, applied, syncs, syncErrors, connRefused atomic.Int64
+	lostAnswers, offlineFailures, duplicatePushes     atomic.Int64
+	online                                            atomic.Int64
+	phase                                             atomic.Pointer[string]
+
+	mu          sync.Mutex
+	otherErrors map[string]int // sync errors that were not simulated, by message
+}
+
+func (s *fleetStats) countSync(rep handset.Report, err error) {
+	s.syncs.Add(1)
+	s.applied.Add(int64(rep.Applied))
+	if err == nil {
+		return
+	}
+	s.syncErrors.Add(1)
+	switch {
+	case errors.Is(err, errSimOffline), errors.Is(err, errSimLostAnswer):
+	case errors.Is(err, syscall.ECONNREFUSED):
+		s.connRefused.Add(1)
+	default:
+		msg := err.Error()
+		if len(msg) > 160 {
+			msg = msg[:160] + "…"
+		}
+		s.mu.Lock()
+		s.otherErrors[msg]++
+		s.mu.Unlock()
+	}
+}
+
+// flakyTransport is a handset's network: offline periods, requests that fail before
+// leaving, answers lost after the server acted, pushes sent twice. calm turns it all off.
+type flakyTransport struct {
+	base          http.RoundTripper
+	stats         *fleetStats
+	offline, calm atomic.Bool
+
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+func (t *flakyTransport) roll(p float64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rng.Float64() < p
+}
+
+func (t *flakyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.calm.Load() {
+		return t.base.RoundTrip(req)
+	}
+	if t.offline.Load() || t.roll(pOffline) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		t.stats.offlineFailures.Add(1)
+		return nil, errSimOffline
+	}
+	if strings.HasSuffix(req.URL.Path, "/sync/push") && req.GetBody != nil && t.roll(pDuplicatePush) {
+		t.sendAndForget(req)
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || !t.roll(pLoseAnswer) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	t.stats.lostAnswers.Add(1)
+	return nil, errSimLostAnswer
+}
+
+// sendAndForget sends a copy of req and throws its answer away: the duplicate of a push.
+func (t *flakyTransport) sendAndForget(req *http.Request) {
+	dup := req.Clone(req.Context())
+	body, err := req.GetBody()
+	if err != nil {
+		return
+	}
+	dup.Body = body
+	if resp, err := t.base.RoundTrip(dup); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t.stats.duplicatePushes.Add(1)
+	}
+}
+
+// device is one simulated handset and what it reported.
+type device struct {
+	login, grid, dir string
+	hs               *handset.Client
+	tr               *flakyTransport
+	rng              *rand.Rand
+	reported         []string // incident ids, in the order enqueued
+}
+
+type fleetRun struct {
+	cfg     fleetConfig
+	admin   *client
+	relogin func() error
+	adminMu sync.RWMutex // relogin replaces the admin token under the write lock
+	base    *http.Transport
+	stats   *fleetStats
+	devices []*device
+	grids   []string
+	moved   string // what the mid-run reassignment did
+	moveErr error
+}
+
+// fleet simulates cfg.devices handsets against gridd and checks they converged. It
+// returns an error (after printing the divergences) unless all did.
+func fleet(c *client, args []string, relogin func() error, stdout, stderr io.Writer) error {
+	cfg, err := parseFleetFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.stateDir == "" {
+		if cfg.stateDir, err = os.MkdirTemp("", "gridctl-fleet-"); err != nil {
+			return err
+		}
+		if !cfg.keep {
+			defer os.RemoveAll(cfg.stateDir)
+		}
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 64
+	defer base.CloseIdleConnections()
+	f := &fleetRun{cfg: cfg, admin: c, relogin: relogin, base: base, stats: &fleetStats{otherErrors: map[string]int{}}}
+	f.setPhase("setup")
+	fmt.Fprintf(stdout, "fleet: %d handsets, %d reports each, %s, seed %d, state in %s\n", cfg.devices, cfg.reports, cfg.duration, cfg.seed, cfg.stateDir)
+	if err := f.pickGrids(); err != nil {
+		return err
+	}
+	if err := f.createUsers(); err != nil {
+		return err
+	}
+	if err := f.openDevices(); err != nil {
+		return err
+	}
+	stopProgress := f.showProgress(stderr)
+	f.simulate()
+	drained := f.converge()
+	stopProgress()
+	problems := f.check(drained, stdout)
+	if len(problems) > 0 {
+		fmt.Fprintln(stdout, "divergences:")
+		for _, p := range problems {
+			fmt.Fprintln(stdout, "  "+p)
+		}
+		return fmt.Errorf("fleet: %d problems, the handsets did not all converge", len(problems))
+	}
+	return nil
+}
+
+// call is an admin API call, retried while gridd is unreachable or restarting; a 401
+// (the admin session replaced or expired) logs in again.
+func (f *fleetRun) call(method, path string, body, out any) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		f.adminMu.RLock()
+		err = f.admin.do(method, path, body, out)
+		f.adminMu.RUnlock()
+		st := statusOf(err)
+		switch {
+		case err == nil:
+			return nil
+		case st == http.StatusUnauthorized && f.relogin != nil:
+			f.adminMu.Lock()
+			if lerr := f.relogin(); lerr != nil {
+				err = lerr
+			}
+			f.adminMu.Unlock()
+		case st >= 400 && st < 500 && st != http.StatusTooManyRequests:
+			return err
+		}
+		time.Sleep(backoff(attempt))
+	}
+	return err
+}
+
+// statusOf reads the HTTP status of an error from client.do ("404 not_found: …"); 0
+// when the server was not reached.
+func statusOf(err error) int {
+	var st int
+	if err != nil {
+		_, _ = fmt.Sscanf(err.Error(), "%d ", &st)
+	}
+	return st
+}
+
+func backoff(attempt int) time.Duration {
+	return min(100*time.Millisecond<<min(attempt, 10), 5*time.Second)
+}
+
+// pickGrids lists the grids (level 1) of the admin's subtree under --grid-prefix.
+func (f *fleetRun) pickGrids() error {
+	var r struct {
+		Units []struct {
+			ID    string `json:"id"`
+			Level int    `json:"level"`
+		} `json:"units"`
+	}
+	if err := f.call("GET", "/v1/units", nil, &r); err != nil {
+		return fmt.Errorf("list units: %w", err)
+	}
+	for _, u := range r.Units {
+		if u.Level == 1 && strings.HasPrefix(u.ID, f.cfg.gridPrefix) {
+			f.grids = append(f.grids, u.ID)
+		}
+	}
+	if len(f.grids) == 0 {
+		return fmt.Errorf("no grid under %q in the admin's area", f.cfg.gridPrefix)
+	}
+	sort.Strings(f.grids)
+	return nil
+}
+
+// createUsers makes fleet-001…fleet-N, grid managers spread round-robin over the grids.
+// A user left by an earlier run is reused and moved back to its grid (a move to the
+// unit a user is in changes nothing).
+func (f *fleetRun) createUsers() error {
+	f.devices = make([]*device, f.cfg.devices)
+	for i := range f.devices {
+		login := fmt.Sprintf("fleet-%03d", i+1)
+		f.devices[i] = &device{login: login, grid: f.grids[i%len(f.grids)], dir: filepath.Join(f.cfg.stateDir, login)}
+	}
+	return forEach(f.devices, 8, func(d *device) error {
+		err := f.call("POST", "/v1/admin/users", map[string]any{"login": d.login, "name": "Fleet handset " + d.login,
+			"roles": []string{"grid_manager"}, "unitId": d.grid, "password": f.cfg.password}, nil)
+		if statusOf(err) == http.StatusConflict && strings.Contains(err.Error(), "already_exists") {
+			err = f.call("POST", "/v1/admin/users/"+d.login+"/move", map[string]string{"unitId": d.grid}, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("user %s: %w", d.login, err)
+		}
+		return nil
+	})
+}
+
+// openDevices opens each handset's client on its own state dir and flaky network.
+func (f *fleetRun) openDevices() error {
+	for i, d := range f.devices {
+		d.rng = rand.New(rand.NewPCG(f.cfg.seed, uint64(i)))
+		d.tr = &flakyTransport{base: f.base, stats: f.stats, rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)+1<<32))}
+		hs, err := handset.Open(handset.Options{BaseURL: f.admin.base, Login: d.login, Password: f.cfg.password,
+			Platform: "android", AppVersion: "gridctl-fleet", StateDir: d.dir,
+			HTTP: &http.Client{Transport: d.tr, Timeout: 30 * time.Second}})
+		if err != nil {
+			return err
+		}
+		d.hs = hs
+	}
+	return nil
+}
+
+// simulate runs every handset for --duration, and reassigns one of them halfway.
+func (f *fleetRun) simulate() {
+	f.setPhase("run")
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, d := range f.devices {
+		wg.Go(func() { f.work(d, start) })
+	}
+	wg.Go(func() { f.reassignMidRun(start) })
+	wg.Wait()
+}
+
+// work is one handset's day: reports at random times, offline periods, and a sync now
+// and then when online. Sync errors are expected; the next sync retries.
+func (f *fleetRun) work(d *device, start time.Time) {
+	dur := f.cfg.duration
+	due := make([]time.Duration, f.cfg.reports)
+	for i := range due {
+		due[i] = time.Duration(d.rng.Int64N(int64(dur)))
+	}
+	slices.Sort(due)
+	end := start.Add(dur)
+	f.stats.online.Add(1)
+	var offlineUntil time.Time
+	for {
+		now := time.Now()
+		for len(due) > 0 && !start.Add(due[0]).After(now) {
+			f.enqueueReport(d)
+			due = due[1:]
+		}
+		if !now.Before(end) {
+			break
+		}
+		switch {
+		case !d.tr.offline.Load() && d.rng.Float64() < 0.12:
+			d.tr.offline.Store(true)
+			f.stats.online.Add(-1)
+			offlineUntil = now.Add(between(d.rng, dur/40, dur/8))
+		case d.tr.offline.Load() && now.After(offlineUntil):
+			d.tr.offline.Store(false)
+			f.stats.online.Add(1)
+		}
+		if !d.tr.offline.Load() && d.rng.Float64() < 0.6 {
+			f.sync(d)
+		}
+		time.Sleep(min(between(d.rng, dur/40, dur/10), end.Sub(time.Now())+time.Millisecond))
+	}
+	if !d.tr.offline.Load() {
+		f.stats.online.Add(-1)
+	}
+}
+
+func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	lo = max(lo, 10*time.Millisecond)
+	return lo + time.Duration(rng.Int64N(int64(max(hi-lo, 1))))
+}
+
+// enqueueReport queues an incident.report at a spot near 38.0 N 114.5 E.
+func (f *fleetRun) enqueueReport(d *device) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		panic(err)
+	}
+	args := map[string]any{"incidentId": id.String(), "category": "place.sanitation",
+		"description": fmt.Sprintf("垃圾堆放未清运 (%s report %d)", d.login, len(d.reported)+1),
+		"location":    map[string]float64{"lat": 38.0 + (d.rng.Float64()-0.5)*0.02, "lng": 114.5 + (d.rng.Float64()-0.5)*0.02}}
+	if _, err := d.hs.Enqueue("incident.report", args); err != nil {
+		panic(err) // the queue is a local file: failing to write it is not a network fault
+	}
+	d.reported = append(d.reported, id.String())
+	f.stats.enqueued.Add(1)
+}
+
+func (f *fleetRun) sync(d *device) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	rep, err := d.hs.Sync(ctx)
+	f.stats.countSync(rep, err)
+	return err
+}
+
+// reassignMidRun moves one fleet user to the next grid halfway through the run,
+// retrying while gridd is unreachable.
+func (f *fleetRun) reassignMidRun(start time.Time) {
+	if len(f.grids) < 2 {
+		f.moved = "none (one grid only)"
+		return
+	}
+	time.Sleep(time.Until(start.Add(f.cfg.duration / 2)))
+	d := f.devices[rand.New(rand.NewPCG(f.cfg.seed, 1<<40)).IntN(len(f.devices))]
+	to := f.grids[(slices.Index(f.grids, d.grid)+1)%len(f.grids)]
+	var err error
+	for deadline := time.Now().Add(f.cfg.duration + time.Minute); time.Now().Before(deadline); {
+		if err = f.call("POST", "/v1/admin/users/"+d.login+"/move", map[string]string{"unitId": to}, nil); err == nil {
+			f.moved = fmt.Sprintf("%s from %s to %s", d.login, d.grid, to)
+			d.grid = to
+			return
+		}
+		if st := statusOf(err); st >= 400 && st < 500 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	f.moved, f.moveErr = d.login+": failed", fmt.Errorf("reassigning %s to %s: %w", d.login, to, err)
+}
+
+// converge syncs every handset on a good network until its queue is empty and its
+// last pull had nothing more, then once more each, so every replica also holds what
+// the others pushed last. It returns the handsets that did not get there.
+func (f *fleetRun) converge() map[string]error {
+	f.setPhase("converge")
+	for _, d := range f.devices {
+		d.tr.calm.Store(true)
+		d.tr.offline.Store(false)
+	}
+	deadline := time.Now().Add(convergeFor)
+	failed := map[string]error{}
+	var mu sync.Mutex
+	for range 2 {
+		_ = forEach(f.devices, 32, func(d *device) error {
+			err := f.drain(d, deadline)
+			mu.Lock()
+			defer mu.Unlock()
+			if delete(failed, d.login); err != nil {
+				failed[d.login] = err
+			}
+			return nil
+		})
+	}
+	return failed
+}
+
+func (f *fleetRun) drain(d *device, deadline time.Time) error {
+	for attempt := 0; ; attempt++ {
+		err := f.sync(d)
+		if err == nil && len(d.hs.Queue()) == 0 {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%d mutations still queued", len(d.hs.Queue()))
+		}
+		var ae *handset.APIError
+		if errors.As(err, &ae) && ae.Body.Code == "invalid_credentials" {
+			return fmt.Errorf("login refused (a user left by an earlier run with another --password?): %w", err)
+		}
+		if time.Now().Add(backoff(attempt)).After(deadline) {
+			return fmt.Errorf("not converged within %s: %w", convergeFor, err)
+		}
+		time.Sleep(backoff(attempt))
+	}
+}
+
+// tally is what check found.
+type tally struct {
+	appliedOnce, duplicates, lost, rejected, converged, replicated atomic.Int64
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func (t *tally) problem(format string, a ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.problems = append(t.problems, fmt.Sprintf(format, a...))
+}
+
+// check verifies the run (each report applied exactly once, nothing rejected, each
+// replica equal to a fresh first sync of its user), prints the summary and returns the
+// problems.
+func (f *fleetRun) check(drained map[string]error, stdout io.Writer) []string {
+	f.setPhase("check")
+	var t tally
+	_ = forEach(f.devices, 8, func(d *device) error {
+		f.checkAppliedOnce(d, &t)
+		if err := drained[d.login]; err != nil {
+			t.problem("%s: %v", d.login, err)
+			return nil
+		}
+		diffs, err := f.compareWithFreshSync(d, &t)
+		for _, p := range diffs {
+			t.problem("%s (grid %s): %s", d.login, d.grid, p)
+		}
+		switch {
+		case err != nil:
+			t.problem("%s: verification sync: %v", d.login, err)
+		case len(diffs) == 0:
+			t.converged.Add(1)
+		}
+		return nil
+	})
+	if f.moveErr != nil {
+		t.problem("%v", f.moveErr)
+	}
+	if n, once := f.stats.enqueued.Load(), t.appliedOnce.Load(); n != once {
+		t.problem("%d mutations enqueued, %d applied exactly once", n, once)
+	}
+	f.printSummary(stdout, &t)
+	sort.Strings(t.problems)
+	return t.problems
+}
+
+// checkAppliedOnce reads every incident the handset reported, as admin: each must
+// exist with one "report" in its history. A rejected mutation is a problem too (a
+// report re-applied would be rejected as already_exists).
+func (f *fleetRun) checkAppliedOnce(d *device, t *tally) {
+	for _, id := range d.reported {
+		var inc struct{ History []struct{ Action string } }
+		err := f.call("GET", "/v1/incidents/"+id, nil, &inc)
+		n := 0
+		for _, h := range inc.History {
+			if h.Action == "report" {
+				n++
+			}
+		}
+		switch {
+		case statusOf(err) == http.StatusNotFound:
+			t.lost.Add(1)
+			t.problem("%s: incident %s is not on the server (lost)", d.login, id)
+		case err != nil:
+			t.problem("%s: incident %s: %v", d.login, id, err)
+		case n == 1:
+			t.appliedOnce.Add(1)
+		default:
+			t.duplicates.Add(1)
+			t.problem("%s: incident %s has %d report actions", d.login, id, n)
+		}
+	}
+	for _, o := range d.hs.Rejected() {
+		t.rejected.Add(1)
+		if o.Error.Code == "already_exists" {
+			t.duplicates.Add(1)
+		}
+		t.problem("%s: mutation %d rejected: %s %s", d.login, o.Mutation.ID, o.Error.Code, o.Error.Message)
+	}
+}
+
+func (f *fleetRun) printSummary(w io.Writer, t *tally) {
+	s, n := f.stats, int64(len(f.devices))
+	line := func(k string, v any) { fmt.Fprintf(w, "  %-28s %v\n", k+":", v) }
+	fmt.Fprintln(w, "fleet summary")
+	line("devices", n)
+	line("mutations enqueued", s.enqueued.Load())
+	line("applied (outcomes heard)", s.applied.Load())
+	line("applied exactly once", t.appliedOnce.Load())
+	line("duplicates detected", t.duplicates.Load())
+	line("lost", t.lost.Load())
+	line("rejected", t.rejected.Load())
+	line("devices converged", t.converged.Load())
+	line("devices diverged", n-t.converged.Load())
+	line("incidents in replicas", t.replicated.Load())
+	line("syncs", fmt.Sprintf("%d (%d failed)", s.syncs.Load(), s.syncErrors.Load()))
+	line("lost answers simulated", s.lostAnswers.Load())
+	line("offline failures simulated", s.offlineFailures.Load())
+	line("duplicate pushes simulated", s.duplicatePushes.Load())
+	line("restarts noticed", fmt.Sprintf("%d (sync errors with connection refused)", s.connRefused.Load()))
+	line("reassigned", f.moved)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, msg := range slices.Sorted(maps.Keys(s.otherErrors)) {
+		line("other sync error", fmt.Sprintf("%d× %s", s.otherErrors[msg], msg))
+	}
+}
+
+// compareWithFreshSync logs in as the handset's user on a new device (new state dir,
+// good network), syncs from scratch, and compares the incidents with the handset's.
+func (f *fleetRun) compareWithFreshSync(d *device, t *tally) ([]string, error) {
+	dir := filepath.Join(f.cfg.stateDir, "verify", d.login)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	v, err := handset.Open(handset.Options{BaseURL: f.admin.base, Login: d.login, Password: f.cfg.password,
+		Platform: "android", AppVersion: "gridctl-fleet-verify", StateDir: dir,
+		HTTP: &http.Client{Transport: f.base, Timeout: 30 * time.Second}})
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		_, err = v.Sync(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt == 6 {
+			return nil, err
+		}
+		time.Sleep(backoff(attempt))
+	}
+	mine := d.hs.Replica("incidents")
+	t.replicated.Add(int64(len(mine)))
+	return compareReplicas(mine, v.Replica("incidents")), nil
+}
+
+// compareReplicas lists how a handset's replica differs from the server's view (ids
+// and versions), sorted; nil when they are equal.
+func compareReplicas(device, server map[string]json.RawMessage) []string {
+	var out []string
+	for id, doc := range server {
+		mine, ok := device[id]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("missing incident %s (server version %d)", id, versionOf(doc)))
+		case versionOf(mine) != versionOf(doc):
+			out = append(out, fmt.Sprintf("incident %s: version %d on the handset, %d on the server", id, versionOf(mine), versionOf(doc)))
+		}
+	}
+	for id, doc := range device {
+		if _, ok := server[id]; !ok {
+			out = append(out, fmt.Sprintf("extra incident %s (version %d), not in the user's scope on the server", id, versionOf(doc)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func versionOf(doc json.RawMessage) int64 {
+	var v struct {
+		Version int64 `json:"version"`
+	}
+	if json.Unmarshal(doc, &v) != nil {
+		return -1
+	}
+	return v.Version
+}
+
+// forEach runs fn on every item, at most n at a time, and returns the first error.
+func forEach[T any](items []T, n int, fn func(T) error) error {
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(it); err != nil {
+				once.Do(func() { first = err })
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func (f *fleetRun) setPhase(p string) { f.stats.phase.Store(&p) }
+
+// showProgress rewrites one status line on w every half second until the returned
+// function is called.
+func (f *fleetRun) showProgress(w io.Writer) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			queued := 0
+			for _, d := range f.devices {
+				queued += len(d.hs.Queue())
+			}
+			s := f.stats
+			fmt.Fprintf(w, "\r%-8s %5.1fs  online %d/%d  enqueued %d  queued %d  applied %d  syncs %d  errors %d  ",
+				*s.phase.Load(), time.Since(start).Seconds(), s.online.Load(), len(f.devices),
+				s.enqueued.Load(), queued, s.applied.Load(), s.syncs.Load(), s.syncErrors.Load())
+			select {
+			case <-stop:
+				fmt.Fprintln(w)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
