@@ -27,7 +27,7 @@ import (
 	handset "github.com/gridkeeper/gridkeeper/mobile-api/client"
 )
 
-// Odds of the simulated network, per request.
+// Odds of the simulated network, per request, and how long converging may take.
 const (
 	pOffline       = 0.08 // fails before sending
 	pLoseAnswer    = 0.12 // the server handled it, the answer never arrives
@@ -41,13 +41,12 @@ var (
 )
 
 type fleetConfig struct {
-	devices, reports int
-	duration         time.Duration
-	stateDir         string
-	keep             bool
-	seed             uint64
-	gridPrefix       string
-	password         string
+	devices, reports     int
+	duration             time.Duration
+	stateDir             string
+	keep                 bool
+	seed                 uint64
+	gridPrefix, password string
 }
 
 func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
@@ -58,7 +57,7 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long the handsets work before converging")
 	fs.IntVar(&cfg.reports, "reports", 10, "incident reports per handset")
 	fs.StringVar(&cfg.stateDir, "state-dir", "", "where the handsets keep their files (default a temp dir, removed at the end)")
-	fs.BoolVar(&cfg.keep, "keep", false, "keep the state dir")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp state dir")
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.StringVar(&cfg.gridPrefix, "grid-prefix", "", "only use grids whose code starts with this")
 	fs.StringVar(&cfg.password, "password", "fleet-password-1", "password of the fleet-NNN users")
@@ -71,7 +70,7 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	return cfg, nil
 }
 
-// fleetStats are the counters of a run; every field is safe for concurrent use.
+// fleetStats are the counters of a run, safe for concurrent use.
 type fleetStats struct {
 	enqueued, applied, syncs, syncErrors, connRefused atomic.Int64
 	lostAnswers, offlineFailures, duplicatePushes     atomic.Int64
@@ -79,94 +78,91 @@ type fleetStats struct {
 	phase                                             atomic.Pointer[string]
 
 	mu          sync.Mutex
-	otherErrors map[string]int // sync errors that were not simulated, by message
+	otherErrors map[string]int // errors neither simulated nor a refused connection
 }
 
 func (s *fleetStats) countSync(rep handset.Report, err error) {
 	s.syncs.Add(1)
 	s.applied.Add(int64(rep.Applied))
-	if err == nil {
-		return
-	}
-	s.syncErrors.Add(1)
 	switch {
+	case err == nil:
+		return
 	case errors.Is(err, errSimOffline), errors.Is(err, errSimLostAnswer):
 	case errors.Is(err, syscall.ECONNREFUSED):
 		s.connRefused.Add(1)
 	default:
-		msg := err.Error()
-		if len(msg) > 160 {
-			msg = msg[:160] + "…"
-		}
-		s.mu.Lock()
-		s.otherErrors[msg]++
-		s.mu.Unlock()
+		s.other(err.Error())
 	}
+	s.syncErrors.Add(1)
+}
+
+// other counts an unexpected error by its message.
+func (s *fleetStats) other(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.otherErrors[msg[:min(len(msg), 160)]]++
 }
 
 // flakyTransport is a handset's network: offline periods, requests that fail before
-// leaving, answers lost after the server acted, pushes sent twice. calm turns it all off.
+// leaving, answers lost after the server acted, pushes sent twice. calm turns it all
+// off. It serves one Sync at a time (the client serializes them), so rng needs no lock.
 type flakyTransport struct {
 	base          http.RoundTripper
 	stats         *fleetStats
 	offline, calm atomic.Bool
-
-	mu  sync.Mutex
-	rng *rand.Rand
-}
-
-func (t *flakyTransport) roll(p float64) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.rng.Float64() < p
+	rng           *rand.Rand
 }
 
 func (t *flakyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.calm.Load() {
 		return t.base.RoundTrip(req)
 	}
-	if t.offline.Load() || t.roll(pOffline) {
+	if t.offline.Load() || t.rng.Float64() < pOffline {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		t.stats.offlineFailures.Add(1)
 		return nil, errSimOffline
 	}
-	if strings.HasSuffix(req.URL.Path, "/sync/push") && req.GetBody != nil && t.roll(pDuplicatePush) {
-		t.sendAndForget(req)
+	if strings.HasSuffix(req.URL.Path, "/sync/push") && req.GetBody != nil && t.rng.Float64() < pDuplicatePush {
+		// A copy races the original, like a retry sent while the first is in flight.
+		if body, err := req.GetBody(); err == nil {
+			dup := req.Clone(req.Context())
+			dup.Body = body
+			t.stats.duplicatePushes.Add(1)
+			go func() {
+				if resp, err := t.base.RoundTrip(dup); err == nil {
+					if resp.StatusCode != http.StatusOK {
+						t.stats.other(fmt.Sprintf("duplicate push answered HTTP %d", resp.StatusCode))
+					}
+					discard(resp)
+				}
+			}()
+		}
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || !t.roll(pLoseAnswer) {
+	if err != nil || t.rng.Float64() >= pLoseAnswer {
 		return resp, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	discard(resp)
 	t.stats.lostAnswers.Add(1)
 	return nil, errSimLostAnswer
 }
 
-// sendAndForget sends a copy of req and throws its answer away: the duplicate of a push.
-func (t *flakyTransport) sendAndForget(req *http.Request) {
-	dup := req.Clone(req.Context())
-	body, err := req.GetBody()
-	if err != nil {
-		return
-	}
-	dup.Body = body
-	if resp, err := t.base.RoundTrip(dup); err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		t.stats.duplicatePushes.Add(1)
-	}
+func discard(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
 
 // device is one simulated handset and what it reported.
 type device struct {
-	login, grid, dir string
-	hs               *handset.Client
-	tr               *flakyTransport
-	rng              *rand.Rand
-	reported         []string // incident ids, in the order enqueued
+	login, grid string
+	hs          *handset.Client
+	tr          *flakyTransport
+	rng         *rand.Rand
+	reported    []string // incident ids, in the order enqueued
+	drainErr    error    // why converging failed
+	problems    []string // what check found wrong
 }
 
 type fleetRun struct {
@@ -180,10 +176,12 @@ type fleetRun struct {
 	grids   []string
 	moved   string // what the mid-run reassignment did
 	moveErr error
+	gridOf  sync.Map // incident id → its grid on the server, for every fleet report
 }
 
-// fleet simulates cfg.devices handsets against gridd and checks they converged. It
-// returns an error (after printing the divergences) unless all did.
+// fleet simulates --devices handsets against gridd and checks that they converged. It
+// returns an error, after printing the divergences, unless all did. relogin logs the
+// admin in again when its session ends.
 func fleet(c *client, args []string, relogin func() error, stdout, stderr io.Writer) error {
 	cfg, err := parseFleetFlags(args, stderr)
 	if err != nil {
@@ -202,22 +200,22 @@ func fleet(c *client, args []string, relogin func() error, stdout, stderr io.Wri
 	defer base.CloseIdleConnections()
 	f := &fleetRun{cfg: cfg, admin: c, relogin: relogin, base: base, stats: &fleetStats{otherErrors: map[string]int{}}}
 	f.setPhase("setup")
-	fmt.Fprintf(stdout, "fleet: %d handsets, %d reports each, %s, seed %d, state in %s\n", cfg.devices, cfg.reports, cfg.duration, cfg.seed, cfg.stateDir)
+	fmt.Fprintf(stdout, "fleet: %d handsets, %d reports each, %s, seed %d, state in %s\n",
+		cfg.devices, cfg.reports, cfg.duration, cfg.seed, cfg.stateDir)
 	if err := f.pickGrids(); err != nil {
-		return err
-	}
-	if err := f.createUsers(); err != nil {
 		return err
 	}
 	if err := f.openDevices(); err != nil {
 		return err
 	}
+	if err := f.createUsers(); err != nil {
+		return err
+	}
 	stopProgress := f.showProgress(stderr)
 	f.simulate()
-	drained := f.converge()
+	f.converge()
 	stopProgress()
-	problems := f.check(drained, stdout)
-	if len(problems) > 0 {
+	if problems := f.check(stdout); len(problems) > 0 {
 		fmt.Fprintln(stdout, "divergences:")
 		for _, p := range problems {
 			fmt.Fprintln(stdout, "  "+p)
@@ -231,12 +229,11 @@ func fleet(c *client, args []string, relogin func() error, stdout, stderr io.Wri
 // (the admin session replaced or expired) logs in again.
 func (f *fleetRun) call(method, path string, body, out any) error {
 	var err error
-	for attempt := 0; attempt < 8; attempt++ {
+	for attempt := range 8 {
 		f.adminMu.RLock()
 		err = f.admin.do(method, path, body, out)
 		f.adminMu.RUnlock()
-		st := statusOf(err)
-		switch {
+		switch st := statusOf(err); {
 		case err == nil:
 			return nil
 		case st == http.StatusUnauthorized && f.relogin != nil:
@@ -253,7 +250,7 @@ func (f *fleetRun) call(method, path string, body, out any) error {
 	return err
 }
 
-// statusOf reads the HTTP status of an error from client.do ("404 not_found: …"); 0
+// statusOf reads the HTTP status of an error of client.do ("404 not_found: …"); 0
 // when the server was not reached.
 func statusOf(err error) int {
 	var st int
@@ -271,9 +268,9 @@ func backoff(attempt int) time.Duration {
 func (f *fleetRun) pickGrids() error {
 	var r struct {
 		Units []struct {
-			ID    string `json:"id"`
-			Level int    `json:"level"`
-		} `json:"units"`
+			ID    string
+			Level int
+		}
 	}
 	if err := f.call("GET", "/v1/units", nil, &r); err != nil {
 		return fmt.Errorf("list units: %w", err)
@@ -290,15 +287,31 @@ func (f *fleetRun) pickGrids() error {
 	return nil
 }
 
-// createUsers makes fleet-001…fleet-N, grid managers spread round-robin over the grids.
-// A user left by an earlier run is reused and moved back to its grid (a move to the
-// unit a user is in changes nothing).
-func (f *fleetRun) createUsers() error {
-	f.devices = make([]*device, f.cfg.devices)
-	for i := range f.devices {
-		login := fmt.Sprintf("fleet-%03d", i+1)
-		f.devices[i] = &device{login: login, grid: f.grids[i%len(f.grids)], dir: filepath.Join(f.cfg.stateDir, login)}
+// openDevices gives fleet-001…fleet-N a grid, round-robin, and opens their clients,
+// each on its own state dir and flaky network.
+func (f *fleetRun) openDevices() error {
+	for i := range f.cfg.devices {
+		d := &device{login: fmt.Sprintf("fleet-%03d", i+1), grid: f.grids[i%len(f.grids)],
+			rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)))}
+		d.tr = &flakyTransport{base: f.base, stats: f.stats, rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)|1<<32))}
+		var err error
+		if d.hs, err = f.openHandset(d.login, filepath.Join(f.cfg.stateDir, d.login), d.tr); err != nil {
+			return err
+		}
+		f.devices = append(f.devices, d)
 	}
+	return nil
+}
+
+func (f *fleetRun) openHandset(login, dir string, rt http.RoundTripper) (*handset.Client, error) {
+	return handset.Open(handset.Options{BaseURL: f.admin.base, Login: login, Password: f.cfg.password, StateDir: dir,
+		Platform: "android", AppVersion: "gridctl-fleet", HTTP: &http.Client{Transport: rt, Timeout: 30 * time.Second}})
+}
+
+// createUsers makes the fleet users, grid managers of their grids. A user left by an
+// earlier run is reused and moved back to its grid (moving a user to the unit it is in
+// changes nothing).
+func (f *fleetRun) createUsers() error {
 	return forEach(f.devices, 8, func(d *device) error {
 		err := f.call("POST", "/v1/admin/users", map[string]any{"login": d.login, "name": "Fleet handset " + d.login,
 			"roles": []string{"grid_manager"}, "unitId": d.grid, "password": f.cfg.password}, nil)
@@ -310,22 +323,6 @@ func (f *fleetRun) createUsers() error {
 		}
 		return nil
 	})
-}
-
-// openDevices opens each handset's client on its own state dir and flaky network.
-func (f *fleetRun) openDevices() error {
-	for i, d := range f.devices {
-		d.rng = rand.New(rand.NewPCG(f.cfg.seed, uint64(i)))
-		d.tr = &flakyTransport{base: f.base, stats: f.stats, rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)+1<<32))}
-		hs, err := handset.Open(handset.Options{BaseURL: f.admin.base, Login: d.login, Password: f.cfg.password,
-			Platform: "android", AppVersion: "gridctl-fleet", StateDir: d.dir,
-			HTTP: &http.Client{Transport: d.tr, Timeout: 30 * time.Second}})
-		if err != nil {
-			return err
-		}
-		d.hs = hs
-	}
-	return nil
 }
 
 // simulate runs every handset for --duration, and reassigns one of them halfway.
@@ -341,7 +338,7 @@ func (f *fleetRun) simulate() {
 }
 
 // work is one handset's day: reports at random times, offline periods, and a sync now
-// and then when online. Sync errors are expected; the next sync retries.
+// and then when online. Sync errors are expected; a later sync retries.
 func (f *fleetRun) work(d *device, start time.Time) {
 	dur := f.cfg.duration
 	due := make([]time.Duration, f.cfg.reports)
@@ -361,19 +358,19 @@ func (f *fleetRun) work(d *device, start time.Time) {
 		if !now.Before(end) {
 			break
 		}
-		switch {
-		case !d.tr.offline.Load() && d.rng.Float64() < 0.12:
+		switch offline := d.tr.offline.Load(); {
+		case !offline && d.rng.Float64() < 0.12:
 			d.tr.offline.Store(true)
 			f.stats.online.Add(-1)
 			offlineUntil = now.Add(between(d.rng, dur/40, dur/8))
-		case d.tr.offline.Load() && now.After(offlineUntil):
+		case offline && now.After(offlineUntil):
 			d.tr.offline.Store(false)
 			f.stats.online.Add(1)
 		}
 		if !d.tr.offline.Load() && d.rng.Float64() < 0.6 {
 			f.sync(d)
 		}
-		time.Sleep(min(between(d.rng, dur/40, dur/10), end.Sub(time.Now())+time.Millisecond))
+		time.Sleep(min(between(d.rng, dur/40, dur/10), time.Until(end)+time.Millisecond))
 	}
 	if !d.tr.offline.Load() {
 		f.stats.online.Add(-1)
@@ -387,17 +384,14 @@ func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 
 // enqueueReport queues an incident.report at a spot near 38.0 N 114.5 E.
 func (f *fleetRun) enqueueReport(d *device) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		panic(err)
-	}
-	args := map[string]any{"incidentId": id.String(), "category": "place.sanitation",
+	id := uuid.Must(uuid.NewV7()).String()
+	args := map[string]any{"incidentId": id, "category": "place.sanitation",
 		"description": fmt.Sprintf("垃圾堆放未清运 (%s report %d)", d.login, len(d.reported)+1),
 		"location":    map[string]float64{"lat": 38.0 + (d.rng.Float64()-0.5)*0.02, "lng": 114.5 + (d.rng.Float64()-0.5)*0.02}}
 	if _, err := d.hs.Enqueue("incident.report", args); err != nil {
-		panic(err) // the queue is a local file: failing to write it is not a network fault
+		panic(err) // the queue is a local file: failing to write it is no network fault
 	}
-	d.reported = append(d.reported, id.String())
+	d.reported = append(d.reported, id)
 	f.stats.enqueued.Add(1)
 }
 
@@ -420,7 +414,7 @@ func (f *fleetRun) reassignMidRun(start time.Time) {
 	d := f.devices[rand.New(rand.NewPCG(f.cfg.seed, 1<<40)).IntN(len(f.devices))]
 	to := f.grids[(slices.Index(f.grids, d.grid)+1)%len(f.grids)]
 	var err error
-	for deadline := time.Now().Add(f.cfg.duration + time.Minute); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(f.cfg.duration + time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		if err = f.call("POST", "/v1/admin/users/"+d.login+"/move", map[string]string{"unitId": to}, nil); err == nil {
 			f.moved = fmt.Sprintf("%s from %s to %s", d.login, d.grid, to)
 			d.grid = to
@@ -429,113 +423,111 @@ func (f *fleetRun) reassignMidRun(start time.Time) {
 		if st := statusOf(err); st >= 400 && st < 500 {
 			break
 		}
-		time.Sleep(time.Second)
 	}
-	f.moved, f.moveErr = d.login+": failed", fmt.Errorf("reassigning %s to %s: %w", d.login, to, err)
+	f.moved, f.moveErr = d.login+" failed", fmt.Errorf("reassigning %s to %s: %w", d.login, to, err)
 }
 
 // converge syncs every handset on a good network until its queue is empty and its
-// last pull had nothing more, then once more each, so every replica also holds what
-// the others pushed last. It returns the handsets that did not get there.
-func (f *fleetRun) converge() map[string]error {
+// last pull had nothing more, then once more each, so that every replica also holds
+// what the others pushed last.
+func (f *fleetRun) converge() {
 	f.setPhase("converge")
 	for _, d := range f.devices {
 		d.tr.calm.Store(true)
 		d.tr.offline.Store(false)
 	}
 	deadline := time.Now().Add(convergeFor)
-	failed := map[string]error{}
-	var mu sync.Mutex
 	for range 2 {
 		_ = forEach(f.devices, 32, func(d *device) error {
-			err := f.drain(d, deadline)
-			mu.Lock()
-			defer mu.Unlock()
-			if delete(failed, d.login); err != nil {
-				failed[d.login] = err
-			}
+			d.drainErr = syncUntilDone(d.hs, deadline, f.stats.countSync)
 			return nil
 		})
 	}
-	return failed
 }
 
-func (f *fleetRun) drain(d *device, deadline time.Time) error {
+// syncUntilDone syncs with backoff until a sync succeeds with the queue empty (a
+// successful sync ends with a pull that has nothing more).
+func syncUntilDone(hs *handset.Client, deadline time.Time, count func(handset.Report, error)) error {
 	for attempt := 0; ; attempt++ {
-		err := f.sync(d)
-		if err == nil && len(d.hs.Queue()) == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		rep, err := hs.Sync(ctx)
+		cancel()
+		count(rep, err)
+		if err == nil && len(hs.Queue()) == 0 {
 			return nil
-		}
-		if err == nil {
-			err = fmt.Errorf("%d mutations still queued", len(d.hs.Queue()))
+		} else if err == nil {
+			err = fmt.Errorf("%d mutations still queued", len(hs.Queue()))
 		}
 		var ae *handset.APIError
 		if errors.As(err, &ae) && ae.Body.Code == "invalid_credentials" {
-			return fmt.Errorf("login refused (a user left by an earlier run with another --password?): %w", err)
+			return fmt.Errorf("login refused (a user of an earlier run with another --password?): %w", err)
 		}
 		if time.Now().Add(backoff(attempt)).After(deadline) {
-			return fmt.Errorf("not converged within %s: %w", convergeFor, err)
+			return fmt.Errorf("not converged in time: %w", err)
 		}
 		time.Sleep(backoff(attempt))
 	}
 }
 
-// tally is what check found.
+// tally counts what check found.
 type tally struct {
 	appliedOnce, duplicates, lost, rejected, converged, replicated atomic.Int64
-
-	mu       sync.Mutex
-	problems []string
 }
 
-func (t *tally) problem(format string, a ...any) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.problems = append(t.problems, fmt.Sprintf(format, a...))
+func (d *device) problem(format string, a ...any) {
+	d.problems = append(d.problems, d.login+": "+fmt.Sprintf(format, a...))
 }
 
 // check verifies the run (each report applied exactly once, nothing rejected, each
 // replica equal to a fresh first sync of its user), prints the summary and returns the
 // problems.
-func (f *fleetRun) check(drained map[string]error, stdout io.Writer) []string {
+func (f *fleetRun) check(stdout io.Writer) (problems []string) {
 	f.setPhase("check")
 	var t tally
+	_ = forEach(f.devices, 8, func(d *device) error { f.checkAppliedOnce(d, &t); return nil })
 	_ = forEach(f.devices, 8, func(d *device) error {
-		f.checkAppliedOnce(d, &t)
-		if err := drained[d.login]; err != nil {
-			t.problem("%s: %v", d.login, err)
+		if d.drainErr != nil {
+			d.problem("%v", d.drainErr)
 			return nil
 		}
 		diffs, err := f.compareWithFreshSync(d, &t)
 		for _, p := range diffs {
-			t.problem("%s (grid %s): %s", d.login, d.grid, p)
+			d.problem("(grid %s) %s", d.grid, p)
 		}
 		switch {
 		case err != nil:
-			t.problem("%s: verification sync: %v", d.login, err)
+			d.problem("verification sync: %v", err)
 		case len(diffs) == 0:
 			t.converged.Add(1)
 		}
 		return nil
 	})
+	for _, d := range f.devices {
+		problems = append(problems, d.problems...)
+	}
 	if f.moveErr != nil {
-		t.problem("%v", f.moveErr)
+		problems = append(problems, f.moveErr.Error())
 	}
 	if n, once := f.stats.enqueued.Load(), t.appliedOnce.Load(); n != once {
-		t.problem("%d mutations enqueued, %d applied exactly once", n, once)
+		problems = append(problems, fmt.Sprintf("%d mutations enqueued, %d applied exactly once", n, once))
 	}
 	f.printSummary(stdout, &t)
-	sort.Strings(t.problems)
-	return t.problems
+	return problems
 }
 
-// checkAppliedOnce reads every incident the handset reported, as admin: each must
-// exist with one "report" in its history. A rejected mutation is a problem too (a
-// report re-applied would be rejected as already_exists).
+// checkAppliedOnce reads, as admin, every incident the handset reported: each must
+// exist with one "report" in its history. Any rejected mutation is a problem too (a
+// report applied twice would be rejected as already_exists).
 func (f *fleetRun) checkAppliedOnce(d *device, t *tally) {
 	for _, id := range d.reported {
-		var inc struct{ History []struct{ Action string } }
+		var inc struct {
+			GridID  string
+			History []struct{ Action string }
+		}
 		err := f.call("GET", "/v1/incidents/"+id, nil, &inc)
+		if err == nil {
+			f.gridOf.Store(id, inc.GridID)
+		}
 		n := 0
 		for _, h := range inc.History {
 			if h.Action == "report" {
@@ -545,14 +537,14 @@ func (f *fleetRun) checkAppliedOnce(d *device, t *tally) {
 		switch {
 		case statusOf(err) == http.StatusNotFound:
 			t.lost.Add(1)
-			t.problem("%s: incident %s is not on the server (lost)", d.login, id)
+			d.problem("incident %s is not on the server (lost)", id)
 		case err != nil:
-			t.problem("%s: incident %s: %v", d.login, id, err)
+			d.problem("incident %s: %v", id, err)
 		case n == 1:
 			t.appliedOnce.Add(1)
 		default:
 			t.duplicates.Add(1)
-			t.problem("%s: incident %s has %d report actions", d.login, id, n)
+			d.problem("incident %s has %d report actions", id, n)
 		}
 	}
 	for _, o := range d.hs.Rejected() {
@@ -560,65 +552,36 @@ func (f *fleetRun) checkAppliedOnce(d *device, t *tally) {
 		if o.Error.Code == "already_exists" {
 			t.duplicates.Add(1)
 		}
-		t.problem("%s: mutation %d rejected: %s %s", d.login, o.Mutation.ID, o.Error.Code, o.Error.Message)
+		d.problem("mutation %d rejected: %s %s", o.Mutation.ID, o.Error.Code, o.Error.Message)
 	}
 }
 
-func (f *fleetRun) printSummary(w io.Writer, t *tally) {
-	s, n := f.stats, int64(len(f.devices))
-	line := func(k string, v any) { fmt.Fprintf(w, "  %-28s %v\n", k+":", v) }
-	fmt.Fprintln(w, "fleet summary")
-	line("devices", n)
-	line("mutations enqueued", s.enqueued.Load())
-	line("applied (outcomes heard)", s.applied.Load())
-	line("applied exactly once", t.appliedOnce.Load())
-	line("duplicates detected", t.duplicates.Load())
-	line("lost", t.lost.Load())
-	line("rejected", t.rejected.Load())
-	line("devices converged", t.converged.Load())
-	line("devices diverged", n-t.converged.Load())
-	line("incidents in replicas", t.replicated.Load())
-	line("syncs", fmt.Sprintf("%d (%d failed)", s.syncs.Load(), s.syncErrors.Load()))
-	line("lost answers simulated", s.lostAnswers.Load())
-	line("offline failures simulated", s.offlineFailures.Load())
-	line("duplicate pushes simulated", s.duplicatePushes.Load())
-	line("restarts noticed", fmt.Sprintf("%d (sync errors with connection refused)", s.connRefused.Load()))
-	line("reassigned", f.moved)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, msg := range slices.Sorted(maps.Keys(s.otherErrors)) {
-		line("other sync error", fmt.Sprintf("%d× %s", s.otherErrors[msg], msg))
-	}
-}
-
-// compareWithFreshSync logs in as the handset's user on a new device (new state dir,
-// good network), syncs from scratch, and compares the incidents with the handset's.
+// compareWithFreshSync logs in as the handset's user on a new device (new state dir
+// and device id, good network), syncs from scratch, and compares the incidents.
 func (f *fleetRun) compareWithFreshSync(d *device, t *tally) ([]string, error) {
 	dir := filepath.Join(f.cfg.stateDir, "verify", d.login)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	v, err := handset.Open(handset.Options{BaseURL: f.admin.base, Login: d.login, Password: f.cfg.password,
-		Platform: "android", AppVersion: "gridctl-fleet-verify", StateDir: dir,
-		HTTP: &http.Client{Transport: f.base, Timeout: 30 * time.Second}})
+	v, err := f.openHandset(d.login, dir, f.base)
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-		_, err = v.Sync(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if attempt == 6 {
-			return nil, err
-		}
-		time.Sleep(backoff(attempt))
+	if err := syncUntilDone(v, time.Now().Add(30*time.Second), func(handset.Report, error) {}); err != nil {
+		return nil, err
 	}
-	mine := d.hs.Replica("incidents")
+	mine, fresh := d.hs.Replica("incidents"), v.Replica("incidents")
 	t.replicated.Add(int64(len(mine)))
-	return compareReplicas(mine, v.Replica("incidents")), nil
+	diffs := compareReplicas(mine, fresh)
+	// The fresh sync is the server's view; check it against where the fleet's reports
+	// are: all of those in the user's grid, none of the others.
+	f.gridOf.Range(func(id, grid any) bool {
+		if _, ok := fresh[id.(string)]; ok != (grid == d.grid) {
+			diffs = append(diffs, fmt.Sprintf("incident %s of grid %s: in a fresh sync of grid %s = %v", id, grid, d.grid, ok))
+		}
+		return true
+	})
+	return diffs, nil
 }
 
 // compareReplicas lists how a handset's replica differs from the server's view (ids
@@ -644,13 +607,40 @@ func compareReplicas(device, server map[string]json.RawMessage) []string {
 }
 
 func versionOf(doc json.RawMessage) int64 {
-	var v struct {
-		Version int64 `json:"version"`
-	}
+	var v struct{ Version int64 }
 	if json.Unmarshal(doc, &v) != nil {
 		return -1
 	}
 	return v.Version
+}
+
+func (f *fleetRun) printSummary(w io.Writer, t *tally) {
+	s, n := f.stats, int64(len(f.devices))
+	fmt.Fprintf(w, `fleet summary
+  devices:                     %d
+  mutations enqueued:          %d
+  applied (outcomes heard):    %d
+  applied exactly once:        %d
+  duplicates detected:         %d
+  lost:                        %d
+  rejected:                    %d
+  devices converged:           %d
+  devices diverged:            %d
+  incidents in replicas:       %d
+  syncs:                       %d (%d failed)
+  lost answers simulated:      %d
+  offline failures simulated:  %d
+  duplicate pushes simulated:  %d
+  restarts noticed:            %d (sync errors with connection refused)
+  reassigned:                  %s
+`, n, s.enqueued.Load(), s.applied.Load(), t.appliedOnce.Load(), t.duplicates.Load(), t.lost.Load(), t.rejected.Load(),
+		t.converged.Load(), n-t.converged.Load(), t.replicated.Load(), s.syncs.Load(), s.syncErrors.Load(), s.lostAnswers.Load(),
+		s.offlineFailures.Load(), s.duplicatePushes.Load(), s.connRefused.Load(), f.moved)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, msg := range slices.Sorted(maps.Keys(s.otherErrors)) {
+		fmt.Fprintf(w, "  other error:                 %d× %s\n", s.otherErrors[msg], msg)
+	}
 }
 
 // forEach runs fn on every item, at most n at a time, and returns the first error.
@@ -681,8 +671,8 @@ func (f *fleetRun) showProgress(w io.Writer) func() {
 	start := time.Now()
 	go func() {
 		defer close(done)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			queued := 0
 			for _, d := range f.devices {
@@ -696,7 +686,7 @@ func (f *fleetRun) showProgress(w io.Writer) func() {
 			case <-stop:
 				fmt.Fprintln(w)
 				return
-			case <-t.C:
+			case <-tick.C:
 			}
 		}
 	}()
