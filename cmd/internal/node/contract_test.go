@@ -12,11 +12,11 @@ import (
 	"testing"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	yaml "github.com/pb33f/go-yaml"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
 	"github.com/pb33f/libopenapi/datamodel/high/base"
-	yaml "github.com/pb33f/go-yaml"
 )
 
 func openapiDoc(t *testing.T) libopenapi.Document {
@@ -160,7 +160,7 @@ func TestServerKeepsTheOpenAPIContract(t *testing.T) {
 	id := newID(t)
 	w.Push(w.Queue([]string{"incident.report"}, []any{nodetest.Report(id)}))
 	w.Push([]nodetest.Mutation{{ID: 9, Name: "incident.report", Args: nodetest.Report(newID(t))}}) // gap
-	w.Raw("POST", "/v1/sync/push", []byte(`{"clientId":`), nil)                                     // malformed
+	w.Raw("POST", "/v1/sync/push", []byte(`{"clientId":`), nil)                                    // malformed
 	w.Pull("", 100)
 	d.Push(d.Queue([]string{"incident.accept"}, []any{map[string]string{"incidentId": id}}))
 	d.Do("GET", "/v1/incidents/"+id, nil, nil)
