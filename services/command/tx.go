@@ -42,6 +42,19 @@ type Handler struct {
 	Keys  func(cmd *Command) []Key
 }
 
+// ArgKey returns a Handler.Keys for commands whose args name their record in one
+// string field (e.g. "incidentId").
+func ArgKey(coll, field string) func(*Command) []Key {
+	return func(c *Command) []Key {
+		var args map[string]json.RawMessage
+		var id string
+		if json.Unmarshal(c.Args, &args) == nil {
+			_ = json.Unmarshal(args[field], &id)
+		}
+		return []Key{{Coll: coll, ID: id}}
+	}
+}
+
 // Registry maps command names to handlers and lists the collections the write path
 // owns.
 type Registry struct {

@@ -83,13 +83,7 @@ type UpdateArgs struct {
 // RegisterEdits adds the handset mutations on households.
 func RegisterEdits(r *command.Registry) {
 	r.Own(ConflictColl)
-	key := func(c *command.Command) []command.Key {
-		var a struct {
-			HouseholdID string `json:"householdId"`
-		}
-		_ = json.Unmarshal(c.Args, &a)
-		return []command.Key{{Coll: Coll, ID: a.HouseholdID}}
-	}
+	key := command.ArgKey(Coll, "householdId")
 	r.Register(CmdCreate, command.Handler{Apply: applyCreate, Keys: key})
 	r.Register(CmdUpdate, command.Handler{Apply: applyUpdate, Keys: key})
 }

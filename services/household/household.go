@@ -70,18 +70,8 @@ type Organisation struct {
 // Register adds the household commands to the write path.
 func Register(r *command.Registry) {
 	r.Own(Coll, OrgColl)
-	r.Register(CmdImport, command.Handler{Apply: applyImport, Keys: keyOf(Coll)})
-	r.Register(CmdImportOrg, command.Handler{Apply: applyImportOrg, Keys: keyOf(OrgColl)})
-}
-
-func keyOf(coll string) func(c *command.Command) []command.Key {
-	return func(c *command.Command) []command.Key {
-		var a struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(c.Args, &a)
-		return []command.Key{{Coll: coll, ID: a.ID}}
-	}
+	r.Register(CmdImport, command.Handler{Apply: applyImport, Keys: command.ArgKey(Coll, "id")})
+	r.Register(CmdImportOrg, command.Handler{Apply: applyImportOrg, Keys: command.ArgKey(OrgColl, "id")})
 }
 
 func validGrid(id, grid string) error {

@@ -70,20 +70,10 @@ func (s *Service) Catalog() *Catalog { return s.catalog.Load() }
 // Register adds the incident commands to the write path.
 func (s *Service) Register(r *command.Registry) {
 	r.Own(Coll)
-	keys := func(c *command.Command) []command.Key {
-		var a struct {
-			IncidentID string `json:"incidentId"`
-		}
-		_ = json.Unmarshal(c.Args, &a)
-		return []command.Key{{Coll: Coll, ID: a.IncidentID}}
-	}
+	keys := command.ArgKey(Coll, "incidentId")
 	r.Register(CmdReport, command.Handler{Apply: s.applyReport, Keys: keys})
 	r.Register(CmdAccept, command.Handler{Apply: s.applyAccept, Keys: keys})
-	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: func(c *command.Command) []command.Key {
-		var i Incident
-		_ = json.Unmarshal(c.Args, &i)
-		return []command.Key{{Coll: Coll, ID: i.ID}}
-	}})
+	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: command.ArgKey(Coll, "id")})
 }
 
 // Get returns one incident if the actor may see it. An incident outside the actor's

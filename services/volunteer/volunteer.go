@@ -53,18 +53,8 @@ type Activity struct {
 // Register adds the volunteer commands to the write path.
 func Register(r *command.Registry) {
 	r.Own(TeamColl, ActivityColl)
-	r.Register(CmdImportTeam, command.Handler{Apply: applyTeam, Keys: keyOf(TeamColl)})
-	r.Register(CmdImportActivity, command.Handler{Apply: applyActivity, Keys: keyOf(ActivityColl)})
-}
-
-func keyOf(coll string) func(c *command.Command) []command.Key {
-	return func(c *command.Command) []command.Key {
-		var a struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(c.Args, &a)
-		return []command.Key{{Coll: coll, ID: a.ID}}
-	}
+	r.Register(CmdImportTeam, command.Handler{Apply: applyTeam, Keys: command.ArgKey(TeamColl, "id")})
+	r.Register(CmdImportActivity, command.Handler{Apply: applyActivity, Keys: command.ArgKey(ActivityColl, "id")})
 }
 
 func check(c *command.Command, id, community string) error {
