@@ -40,6 +40,16 @@ func TestFleetConvergesThroughARestart(t *testing.T) {
 	if !strings.Contains(errOut.String(), "\rrun") {
 		t.Errorf("no progress line on stderr: %q", errOut.String())
 	}
+
+	// Again: the users exist (409) and are reused, the reassigned one moved back to its
+	// grid (else its replica would not match the grid the fleet expects).
+	out.Reset()
+	errOut.Reset()
+	code = run([]string{"fleet", "--devices", "30", "--duration", "2s", "--reports", "2", "--seed", "7"},
+		func(k string) string { return env[k] }, &out, &errOut)
+	if code != 0 || !regexp.MustCompile(`applied exactly once:\s+60\n`).MatchString(out.String()) {
+		t.Errorf("second run: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
 }
 
 func TestCompareReplicasFindsDivergences(t *testing.T) {
