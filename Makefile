@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short lint bench build fmt clean
+.PHONY: run test test-short lint bench build fleet fmt clean
 
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
@@ -20,6 +20,9 @@ lint: ## formatting, vet and the layering rule
 
 bench: ## benchmarks with their limits measured in the same run (see BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/internal/node/
+
+fleet: ## 200 simulated handsets against a running gridd (GRID_URL, default http://127.0.0.1:8080)
+	$(GO) run ./cmd/gridctl fleet --devices 200 --duration 60s
 
 build: ## binaries into ./bin
 	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl
