@@ -196,6 +196,8 @@ func (s *server) moveUser(c *fiber.Ctx) error {
 	if err := o.Err(); err != nil {
 		return err
 	}
+	// Other instances see the move within directory.UnitsCacheTTL.
+	s.Directory.Forget(a.Login)
 	return c.JSON(fiber.Map{"login": a.Login, "unitId": a.UnitID})
 }
 

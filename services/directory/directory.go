@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,10 +70,27 @@ type UnitWire struct {
 }
 
 // Service applies org commands and reads units and users.
-type Service struct{ db *mongo.Database }
+type Service struct {
+	db *mongo.Database
+
+	// units caches each user's assignment history briefly: every pull and push asks,
+	// and a move may take this long to reach them.
+	mu    sync.Mutex
+	units map[string]cachedUnits
+}
+
+type cachedUnits struct {
+	f       func(time.Time) string
+	expires time.Time
+}
+
+// UnitsCacheTTL is how long a user's units are cached.
+const UnitsCacheTTL = 2 * time.Second
 
 // NewService returns the directory on db.
-func NewService(db *mongo.Database) *Service { return &Service{db: db} }
+func NewService(db *mongo.Database) *Service {
+	return &Service{db: db, units: map[string]cachedUnits{}}
+}
 
 // Register adds the org commands to the write path.
 func (s *Service) Register(r *command.Registry) {
@@ -295,6 +313,34 @@ func (s *Service) PartitionOf(ctx context.Context, login string) (string, error)
 // before it existed, its current one after the last move); nil for an unknown user.
 // Queued mutations are judged by the unit their author had when making them.
 func (s *Service) UnitsOf(ctx context.Context, login string) (func(time.Time) string, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.units[login]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.f, nil
+	}
+	f, err := s.unitsOf(ctx, login)
+	if err != nil || f == nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.units) > 100_000 {
+		s.units = map[string]cachedUnits{}
+	}
+	s.units[login] = cachedUnits{f: f, expires: now.Add(UnitsCacheTTL)}
+	s.mu.Unlock()
+	return f, nil
+}
+
+// Forget drops a user's cached units (after a move made through this instance).
+func (s *Service) Forget(login string) {
+	s.mu.Lock()
+	delete(s.units, login)
+	s.mu.Unlock()
+}
+
+func (s *Service) unitsOf(ctx context.Context, login string) (func(time.Time) string, error) {
 	d, err := s.userDoc(ctx, login)
 	if err != nil || d == nil {
 		return nil, err

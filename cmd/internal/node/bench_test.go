@@ -328,3 +328,92 @@ func gzipSize(b []byte) int {
 	_ = w.Close()
 	return buf.Len()
 }
+
+// BenchmarkPullUnderLoad: 200 devices of one grid pull in a loop while a writer adds
+// 100 reports a second for 10 s; pull latency p50/p99 while writing, and how many of
+// the written reports each device missed once it caught up (must be none).
+func BenchmarkPullUnderLoad(b *testing.B) {
+	const devices, rate, seconds = 200, 100, 10
+	for i := 0; i < b.N; i++ {
+		h := nodetest.StartEmbedded(b, b.TempDir(), func(c *node.Config, _ *node.Options) { c.PushWait = time.Minute })
+		h.Org(1)
+		clients := make([]*nodetest.Client, devices)
+		cursors := make([]string, devices)
+		seen := make([]map[string]bool, devices)
+		for k := range clients {
+			clients[k] = h.Login("worker1", fmt.Sprintf("dev-%03d", k))
+			seen[k] = map[string]bool{}
+		}
+		var mu sync.Mutex
+		var lat []time.Duration
+		pullOnce := func(k int) bool {
+			start := time.Now()
+			_, p := clients[k].Pull(cursors[k], 500)
+			d := time.Since(start)
+			for _, c := range p.Changes {
+				seen[k][c.ID] = true
+			}
+			cursors[k] = p.Cursor
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+			return p.HasMore
+		}
+		for k := range clients { // first sync: everyone up to date
+			for pullOnce(k) {
+			}
+		}
+		lat = nil
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for k := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						pullOnce(k)
+						time.Sleep(time.Duration(500+k%500) * time.Millisecond) // a poke-driven device pulls now and then
+					}
+				}
+			}()
+		}
+		w := h.Login("worker1", "writer")
+		var written []string
+		tick := time.NewTicker(time.Second / 10)
+		for n := 0; n < rate*seconds; n += 10 {
+			<-tick.C
+			names, args := make([]string, 10), make([]any, 10)
+			for j := range names {
+				id := newID(b)
+				written = append(written, id)
+				names[j], args[j] = "incident.report", nodetest.Report(id)
+			}
+			w.Push(w.Queue(names, args))
+		}
+		tick.Stop()
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		during := lat
+		mu.Unlock()
+		missed := 0
+		for k := range clients {
+			for pullOnce(k) {
+			}
+			for _, id := range written {
+				if !seen[k][id] {
+					missed++
+				}
+			}
+		}
+		b.ReportMetric(float64(len(during)), "pulls-during-load")
+		b.ReportMetric(float64(percentile(during, 0.5).Microseconds())/1000, "loaded-pull-p50-ms")
+		b.ReportMetric(float64(percentile(during, 0.99).Microseconds())/1000, "loaded-pull-p99-ms")
+		b.ReportMetric(float64(missed), "changes-missed")
+		h.Stop()
+	}
+}
