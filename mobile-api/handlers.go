@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/services/auth"
+	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/org"
@@ -207,4 +208,16 @@ func (s *server) conflicts(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"conflicts": cs})
+}
+
+func (s *server) putDevice(c *fiber.Ctx) error {
+	var r device.Registration
+	if err := s.decode(c, &r); err != nil {
+		return err
+	}
+	d, err := s.Devices.Register(c.UserContext(), actorOf(c), strings.Clone(c.Params("deviceId")), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/household"
@@ -35,6 +36,7 @@ import (
 
 // Deps are the services the API calls.
 type Deps struct {
+	Devices     *device.Service
 	Attachments *attachment.Store
 	Households  *household.Service
 	Auth        *auth.Service
@@ -125,6 +127,7 @@ func (s *server) routes(app *fiber.App) {
 	authed := v1.Group("", s.authenticate)
 	authed.Post("/auth/logout", s.logout)
 	authed.Get("/me", s.me)
+	authed.Put("/devices/:deviceId", s.putDevice)
 	authed.Post("/sync/push", s.push)
 	authed.Post("/sync/pull", s.pull)
 	authed.Get("/sync/events", s.events)

@@ -234,3 +234,40 @@ func TestLoginAgainOnADevice(t *testing.T) {
 		t.Errorf("a new device starts at 0: %v", fresh.LastMutationID)
 	}
 }
+
+// A device registers itself for pushes (and only itself).
+func TestDeviceRegistration(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	w := h.Login("worker1", "phone-r")
+	var d struct {
+		DeviceID, UserID, Platform, Locale string
+		PushToken                          *string
+	}
+	st := w.Do("PUT", "/v1/devices/phone-r", map[string]any{"pushToken": "fcm-token-1", "platform": "android", "appVersion": "1.2.0", "locale": "zh-CN"}, &d)
+	if st != 200 || d.DeviceID != "phone-r" || d.UserID != "worker1" || d.PushToken == nil || *d.PushToken != "fcm-token-1" {
+		t.Fatalf("register: %d %+v", st, d)
+	}
+	stored, err := h.Node.Devices.Get(context.Background(), "phone-r")
+	if err != nil || stored == nil || stored.Locale != "zh-CN" {
+		t.Errorf("stored: %+v %v", stored, err)
+	}
+	// null stops pushes.
+	if st := w.Do("PUT", "/v1/devices/phone-r", map[string]any{"pushToken": nil, "platform": "android", "appVersion": "1.2.0"}, &d); st != 200 || d.PushToken != nil {
+		t.Errorf("null token: %d %+v", st, d)
+	}
+	for name, tc := range map[string]struct {
+		path   string
+		body   map[string]any
+		status int
+		code   string
+	}{
+		"another device": {"/v1/devices/phone-zzz", map[string]any{"platform": "android", "appVersion": "1"}, 403, "device_mismatch"},
+		"bad platform":   {"/v1/devices/phone-r", map[string]any{"platform": "symbian", "appVersion": "1"}, 400, "invalid_request"},
+		"no app version": {"/v1/devices/phone-r", map[string]any{"platform": "ios"}, 400, "invalid_request"},
+		"huge token":     {"/v1/devices/phone-r", map[string]any{"pushToken": strings.Repeat("x", 5000), "platform": "ios", "appVersion": "1"}, 400, "invalid_request"},
+	} {
+		st, body := w.Raw("PUT", tc.path, tc.body, nil)
+		wantErr(t, name, st, body, tc.status, tc.code)
+	}
+}

@@ -157,6 +157,8 @@ func TestServerKeepsTheOpenAPIContract(t *testing.T) {
 	w.Do("GET", "/v1/me", nil, nil)
 	w.Do("GET", "/v1/categories", nil, nil)
 	w.Do("GET", "/v1/units", nil, nil)
+	w.Do("PUT", "/v1/devices/phone-c", map[string]any{"pushToken": "fcm-token", "platform": "android", "appVersion": "1.0", "locale": "zh-CN"}, nil)
+	w.Do("PUT", "/v1/devices/other", map[string]any{"platform": "android", "appVersion": "1.0"}, nil)
 	id := newID(t)
 	w.Push(w.Queue([]string{"incident.report"}, []any{nodetest.Report(id)}))
 	w.Push([]nodetest.Mutation{{ID: 9, Name: "incident.report", Args: nodetest.Report(newID(t))}}) // gap

@@ -25,6 +25,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/demo"
+	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/household"
@@ -66,6 +67,7 @@ type Node struct {
 	Sync      *fieldsync.Service
 	Incidents *incident.Service
 	Directory *directory.Service
+	Devices   *device.Service
 	Appliers  []*command.Applier
 	App       *fiber.App
 	Metrics   *prometheus.Registry
@@ -233,6 +235,11 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	n.Auth = auth.New(n.Directory, n.Sync, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
 		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
+	devices, err := n.JS.KeyValue(ctx, n.Names.DevicesBucket())
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	n.Devices = device.New(devices, o.Now)
 	refs, err := n.JS.KeyValue(ctx, n.Names.AttachRefsBucket())
 	if err != nil {
 		return fmt.Errorf("attachment references: %w", err)
@@ -247,8 +254,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus, Attachments: attachments,
-		Households: &household.Service{DB: n.DB},
-		Ready:      n.Ready, Metrics: n.Metrics, Logger: n.Log,
+		Households: &household.Service{DB: n.DB}, Devices: n.Devices,
+		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }
