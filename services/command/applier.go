@@ -383,7 +383,14 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 		}
 		_, err = a.db.Collection(JournalColl).InsertOne(ctx, rec)
 		if mongo.IsDuplicateKeyError(err) {
-			err = nil // an earlier attempt that reported failure did insert it
+			// An earlier attempt that reported failure did insert it: that journal is
+			// the commit, so carry on with it rather than with this decision.
+			stored, err := a.readJournal(ctx, j.ID)
+			if err != nil {
+				return err
+			}
+			j = stored
+			return nil
 		}
 		var we mongo.WriteException
 		if errors.As(err, &we) && len(we.WriteErrors) > 0 {
@@ -546,15 +553,39 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 }
 
 // commitMemory makes the batch's state the partition's state.
-func (a *Applier) commitMemory(tx *Tx, j *journalDoc) {
+// The journal is the truth: the cache takes its records (not the decision's, which
+// may differ when an earlier attempt's journal is the one that was committed).
+func (a *Applier) commitMemory(_ *Tx, j *journalDoc) {
 	if len(a.cache) > a.opt.CacheSize && !a.complete {
 		a.cache = map[string]bson.Raw{}
 	}
-	for k, w := range tx.batch {
-		a.cache[k] = w.raw
+	for _, w := range j.Writes {
+		if w.Coll == MutationColl {
+			continue // outcomes are never read back by handlers
+		}
+		a.cache[Key{w.Coll, w.ID}.String()] = w.Doc
 	}
 	a.ckpt.merge(j.Ckpt)
-	a.applied.Add(int64(len(tx.batchOut)))
+	outcomes := 0
+	for _, o := range j.Outbox {
+		if o.Stage == 1 {
+			outcomes++
+		}
+	}
+	a.applied.Add(int64(outcomes))
+}
+
+// readJournal reads a committed journal back.
+func (a *Applier) readJournal(ctx context.Context, id string) (*journalDoc, error) {
+	var rec journalRecord
+	if err := a.db.Collection(JournalColl).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec); err != nil {
+		return nil, fmt.Errorf("read journal %s: %w", id, err)
+	}
+	var j journalDoc
+	if err := bson.Unmarshal(rec.Body, &j); err != nil {
+		return nil, fmt.Errorf("decode journal %s: %w", id, err)
+	}
+	return &j, nil
 }
 
 // write applies a journal's writes. It is idempotent: new records are inserted, and
