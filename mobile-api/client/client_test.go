@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -377,4 +379,47 @@ func TestReinstallUnderTheSameDeviceID(t *testing.T) {
 		t.Errorf("reinstall: %+v, last id %d; want 3 applied as ids 6..8", rep, fresh.LastMutationID())
 	}
 	sameSet(t, "server incidents", keys(s.incidents()), append(first, second...))
+}
+
+// A photo queued offline is uploaded before the report that names it, in chunks; when
+// the connection drops mid-upload the next Sync resumes where the server stopped.
+func TestAttachmentQueueResumes(t *testing.T) {
+	s := startServer(t)
+	s.org(1)
+	photo := make([]byte, 3*client.ChunkSize+1000)
+	for i := range photo {
+		photo[i] = byte(i * 7)
+	}
+	copy(photo, []byte{0xff, 0xd8, 0xff})
+	// Lose the answer to the second chunk: the server stored it, the client does not know.
+	tr := &flaky{fail: func(path string, n int) bool { return n == 3 && strings.HasPrefix(path, "/v1/attachments/") }}
+	c := open(t, client.Options{BaseURL: s.URL, Login: "worker1", StateDir: t.TempDir(), HTTP: &http.Client{Transport: tr}})
+	sha, err := c.AddAttachment(photo, "image/jpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := report(newID(t))
+	args["photos"] = []string{sha}
+	if _, err := c.Enqueue("incident.report", args); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Sync(context.Background()); err == nil {
+		t.Fatal("sync with a lost answer succeeded")
+	}
+	if len(c.Attachments()) != 1 || len(c.Queue()) != 1 {
+		t.Fatalf("after the failure: %d attachments, %d mutations queued", len(c.Attachments()), len(c.Queue()))
+	}
+	sync1(t, c)
+	if len(c.Attachments()) != 0 || len(c.Queue()) != 0 {
+		t.Errorf("after the resume: %d attachments, %d mutations queued", len(c.Attachments()), len(c.Queue()))
+	}
+	// First Sync: HEAD, chunk 1, chunk 2 (its answer lost). Second: HEAD says two
+	// chunks are stored, then chunks 3 and 4. Restarting would send more.
+	if n := tr.count("/v1/attachments/" + sha); n != 6 {
+		t.Errorf("%d attachment requests, want 6 (resumed, not restarted)", n)
+	}
+	// The report names the photo, and the server serves it to the reporter.
+	if got := s.download(t, "worker1", sha); !bytes.Equal(got, photo) {
+		t.Errorf("downloaded %d bytes, want the %d uploaded", len(got), len(photo))
+	}
 }

@@ -45,11 +45,14 @@
 // outcome is final, which the server reports after its effects are in the change feed,
 // so the next pull brings them.
 //
-// # Not here yet
+// # Attachments
 //
-// Attachments (photos) are not handled: the server has no attachment endpoints yet.
-// Mutations already carry photo hashes (args.photos), and the protocol lets a mutation
-// be pushed before its photos arrive; the upload queue (PUT, HEAD and PATCH of
-// /v1/attachments/{sha256}, resumable) comes with those endpoints. Pokes
-// (/v1/sync/events, push messages) are also left to the app: on a poke it calls Sync.
+// AddAttachment copies a photo into the state directory and returns its SHA-256, the
+// name mutations use (args.photos). Sync uploads queued attachments before pushing:
+// HEAD tells how much the server holds, PATCH chunks of ChunkSize carry the rest, so
+// an upload broken off resumes where it stopped.
+//
+// # Not here
+//
+// Pokes (/v1/sync/events, push messages) are left to the app: on a poke it calls Sync.
 package client

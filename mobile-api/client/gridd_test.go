@@ -262,3 +262,24 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// download fetches an attachment as login (on a device of its own).
+func (s *server) download(t *testing.T, login, sha string) []byte {
+	t.Helper()
+	var tok struct{ AccessToken string }
+	if st := s.do("POST", "/v1/auth/login", "", map[string]string{"login": login, "password": password, "deviceId": "download-" + login}, &tok); st != 200 {
+		t.Fatalf("login %s: %d", login, st)
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/v1/attachments/"+sha, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("download: %d %s", resp.StatusCode, body)
+	}
+	return body
+}

@@ -30,6 +30,8 @@ type outbox struct {
 	LastMutationID int64      `json:"lastMutationId"`
 	Queue          []Mutation `json:"queue"`
 	Rejected       []Outcome  `json:"rejected"`
+	// Attachments wait to be uploaded (their bytes are in attachments/).
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // record is one replicated record.

@@ -75,6 +75,10 @@ func (c *Client) Sync(ctx context.Context) (Report, error) {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
 	var rep Report
+	// Photos first: the mutations that name them follow.
+	if err := c.uploadAttachments(ctx, &rep); err != nil {
+		return rep, err
+	}
 	if err := c.push(ctx, &rep); err != nil {
 		return rep, err
 	}
