@@ -189,15 +189,17 @@ func (tx *Tx) Put(r Record) error {
 	if r.Private {
 		return nil
 	}
+	if r.OldPath != "" && r.OldPath != r.Path {
+		// The tombstone at the old place goes first, so the newest message about the
+		// record anywhere is its new version.
+		tx.tombstone(r.OldPath, r.Coll, r.ID, r.Version)
+	}
 	ch, _ := json.Marshal(Change{Collection: r.Coll, Op: "put", ID: r.ID, Version: r.Version, Doc: wire})
 	tx.curOut = append(tx.curOut, outMsg{
 		Subject: tx.names.ChgSubject(r.Path, r.Coll, r.ID),
 		MsgID:   fmt.Sprintf("chg:%s:%s:%d", r.Coll, r.ID, r.Version),
 		Data:    ch,
 	})
-	if r.OldPath != "" && r.OldPath != r.Path {
-		tx.tombstone(r.OldPath, r.Coll, r.ID, r.Version)
-	}
 	return nil
 }
 

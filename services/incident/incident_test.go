@@ -107,3 +107,16 @@ func TestMaskPhone(t *testing.T) {
 		t.Error("Wire must mask a copy")
 	}
 }
+
+func TestUnitOfPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"110100.110105.110105001.110105001001.110105001001003": "110105001001003",
+		"110100.110105.110105001.110105001001._":               "110105001001",
+		"110100._._._._":                                       "110100",
+		"":                                                     "",
+	} {
+		if got := unitOfPath(path); got != want {
+			t.Errorf("unitOfPath(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -29,6 +29,7 @@ const (
 // Service holds the incident rules and their inputs.
 type Service struct {
 	store    *Store
+	feed     *command.Feed
 	catalog  atomic.Pointer[Catalog]
 	calendar atomic.Pointer[workday.Calendar]
 
@@ -57,8 +58,8 @@ func (s *Service) recalledRoute(id string) string {
 }
 
 // NewService returns the incident service.
-func NewService(store *Store, cat *Catalog, cal *workday.Calendar) *Service {
-	s := &Service{store: store}
+func NewService(store *Store, feed *command.Feed, cat *Catalog, cal *workday.Calendar) *Service {
+	s := &Service{store: store, feed: feed}
 	s.catalog.Store(cat)
 	s.calendar.Store(cal)
 	return s
@@ -82,15 +83,16 @@ func (s *Service) Get(ctx context.Context, a org.Actor, id string) (*Incident, e
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
 	}
-	inc, _, err := s.store.get(ctx, id)
+	// Read from the change feed: one direct get, where the database would scan.
+	c, _, err := s.feed.Latest(ctx, Coll, id)
 	if err != nil {
 		return nil, err
 	}
-	if inc == nil || !canSee(a, inc) {
+	var inc Incident
+	if c == nil || json.Unmarshal(c.Doc, &inc) != nil || !canSee(a, &inc) {
 		return nil, fault.New(fault.NotFound, "not_found", "no such incident")
 	}
-	w := inc.Wire()
-	return &w, nil
+	return &inc, nil
 }
 
 func canSee(a org.Actor, inc *Incident) bool {
@@ -129,14 +131,15 @@ func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json
 		if key := s.recalledRoute(ia.IncidentID); key != "" {
 			return key, nil
 		}
-		_, key, err := s.store.get(ctx, ia.IncidentID)
+		// The feed subject carries the incident's place, which decides its writer.
+		_, path, err := s.feed.Latest(ctx, Coll, ia.IncidentID)
 		if err != nil {
 			return "", err
 		}
-		if key == "" {
-			return fallback, nil
+		if unit := unitOfPath(path); unit != "" {
+			return org.PartitionKey(unit), nil
 		}
-		return key, nil
+		return fallback, nil
 	}
 }
 
@@ -421,3 +424,15 @@ func (s *Service) Count(ctx context.Context) (int64, error) { return s.store.Cou
 
 // Calendar returns the working-day calendar in force.
 func (s *Service) Calendar() *workday.Calendar { return s.calendar.Load() }
+
+// unitOfPath returns the lowest unit of a scope path ("city.district.street.community.grid",
+// "_" where absent).
+func unitOfPath(path string) string {
+	toks := strings.Split(path, ".")
+	for i := len(toks) - 1; i >= 0; i-- {
+		if toks[i] != "_" && toks[i] != "" {
+			return toks[i]
+		}
+	}
+	return ""
+}

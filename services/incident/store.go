@@ -2,10 +2,8 @@ package incident
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -108,24 +106,12 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-// Store reads incidents outside the write path (handlers of reads, routing).
+// Store reads incidents from the database outside the write path (single reads go
+// to the change feed instead).
 type Store struct{ db *mongo.Database }
 
 // NewStore returns a store on db.
 func NewStore(db *mongo.Database) *Store { return &Store{db: db} }
-
-// get reads one incident and its partition key; (nil, "", nil) when absent.
-func (s *Store) get(ctx context.Context, id string) (*Incident, string, error) {
-	var d doc
-	err := s.db.Collection(Coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, "", nil
-	}
-	if err != nil {
-		return nil, "", fault.Wrap(err, "read incident")
-	}
-	return fromDoc(d), d.Key, nil
-}
 
 // Count returns how many incidents are stored (tests and the demo seed use it).
 func (s *Store) Count(ctx context.Context) (int64, error) {

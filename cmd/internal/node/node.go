@@ -203,7 +203,11 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	n.Registry = command.NewRegistry()
 	n.Directory = directory.NewService(n.DB)
 	n.Directory.Register(n.Registry)
-	n.Incidents = incident.NewService(incident.NewStore(n.DB), cat, cal)
+	feed, err := command.NewFeed(ctx, n.JS, n.Names)
+	if err != nil {
+		return fmt.Errorf("change feed: %w", err)
+	}
+	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, cat, cal)
 	n.Incidents.Register(n.Registry)
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
