@@ -64,7 +64,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 		f := t.Field(i)
 		env := f.Tag.Get("env")
 		def := f.Tag.Get("default")
-		if e := getenv(env); e != "" {
+		secret := f.Tag.Get("secret") == "true"
+		if e := getenv(env); e != "" && !secret {
 			def = e
 		}
 		name := flagName(env)
@@ -96,6 +97,20 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	// Secrets from the environment are applied after parsing, so --help (which prints
+	// flag defaults) never shows them. All secrets are strings.
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		env := f.Tag.Get("env")
+		if f.Tag.Get("secret") != "true" || set[flagName(env)] {
+			continue
+		}
+		if e := getenv(env); e != "" {
+			v.Field(i).SetString(e)
+		}
 	}
 	if *noDemo {
 		cfg.Demo = false

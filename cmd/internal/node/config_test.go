@@ -59,3 +59,21 @@ func TestHelpListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// --help never shows a secret taken from the environment, and the secret still applies.
+func TestHelpHidesSecrets(t *testing.T) {
+	e := env(map[string]string{"GRID_JWT_KEY": "very-secret-key-value-0123456789", "GRID_MONGO_URI": "mongodb://user:pw@db/"})
+	var out bytes.Buffer
+	_, _ = LoadConfig([]string{"--help"}, e, &out)
+	if strings.Contains(out.String(), "very-secret") || strings.Contains(out.String(), "user:pw") {
+		t.Errorf("--help shows a secret:\n%s", out.String())
+	}
+	c, err := LoadConfig(nil, e, &bytes.Buffer{})
+	if err != nil || c.JWTKey != "very-secret-key-value-0123456789" || c.MongoURI != "mongodb://user:pw@db/" {
+		t.Errorf("secrets from the environment: %v %+v", err, c)
+	}
+	c, _ = LoadConfig([]string{"--jwt-key", "from-the-flag-from-the-flag-01234"}, e, &bytes.Buffer{})
+	if c.JWTKey != "from-the-flag-from-the-flag-01234" {
+		t.Errorf("a flag beats the environment: %q", c.JWTKey)
+	}
+}
