@@ -174,11 +174,16 @@ func (s *Store) Append(a org.Actor, sha string, offset, length int64, ctype stri
 	if m.Stored+int64(len(chunk)) > m.Size {
 		return m, false, fault.New(fault.TooLarge, "too_large", "the chunk runs past the announced length")
 	}
-	f, err := os.OpenFile(s.partial(sha), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// Write at the recorded length, not at the file's end: a crash between the
+	// bytes and their description may have left a longer file.
+	f, err := os.OpenFile(s.partial(sha), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return m, false, fault.Wrap(err, "store chunk")
 	}
-	_, werr := f.Write(chunk)
+	werr := f.Truncate(m.Stored)
+	if werr == nil {
+		_, werr = f.WriteAt(chunk, m.Stored)
+	}
 	if serr := f.Sync(); werr == nil {
 		werr = serr
 	}
@@ -186,13 +191,16 @@ func (s *Store) Append(a org.Actor, sha string, offset, length int64, ctype stri
 	if werr != nil {
 		return m, false, fault.Wrap(werr, "store chunk")
 	}
-	m.Stored += int64(len(chunk))
-	if err := writeJSON(s.partial(sha)+".json", m); err != nil {
-		return m, false, err
-	}
-	if m.Stored < m.Size {
+	if m.Stored+int64(len(chunk)) < m.Size {
+		m.Stored += int64(len(chunk))
+		if err := writeJSON(s.partial(sha)+".json", m); err != nil {
+			return m, false, err
+		}
 		return m, false, nil
 	}
+	// The last chunk: the upload counts as stored only once it is committed under its
+	// final name (its description never says "all bytes" before that).
+	m.Stored = m.Size
 	body, err := os.ReadFile(s.partial(sha))
 	if err != nil {
 		return m, false, fault.Wrap(err, "read upload")

@@ -625,8 +625,26 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 				if !ok || !mongo.IsDuplicateKeyError(we) {
 					return fmt.Errorf("write %s: %w", coll, err)
 				}
-				id, _ := ins.Document.(bson.Raw).Lookup("_id").StringValueOK()
-				again = append(again, replace(coll, id, ins.Document))
+				doc := ins.Document.(bson.Raw)
+				id, _ := doc.Lookup("_id").StringValueOK()
+				mine, _ := doc.Lookup(KeyField).StringValueOK()
+				stored, rerr := a.read(ctx, Key{coll, id})
+				if rerr != nil {
+					return rerr
+				}
+				owner := ""
+				if stored != nil {
+					owner, _ = stored.Lookup(KeyField).StringValueOK()
+				}
+				if stored != nil && owner != mine {
+					// Another partition's record with the same id: never overwrite it.
+					a.log.Error("record id taken by another partition; write dropped", "coll", coll, "id", id, "owner", owner)
+					continue
+				}
+				again = append(again, replace(coll, id, doc))
+			}
+			if len(again) == 0 {
+				continue
 			}
 			if _, err = a.db.Collection(coll).BulkWrite(ctx, again, options.BulkWrite().SetOrdered(false)); err != nil {
 				return fmt.Errorf("write %s: %w", coll, err)

@@ -108,6 +108,9 @@ func (n Names) ResStream() string { return n.Prefix + "_RES" }
 // ClientsBucket is the KV bucket of per-handset queue state.
 func (n Names) ClientsBucket() string { return n.Prefix + "_clients" }
 
+// RoutesBucket is the KV bucket of client-made record ids and their partitions.
+func (n Names) RoutesBucket() string { return n.Prefix + "_routes" }
+
 // DevicesBucket is the KV bucket of device registrations for pushes.
 func (n Names) DevicesBucket() string { return n.Prefix + "_devices" }
 

@@ -69,6 +69,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		Description: "per-handset queue state: highest accepted and highest finished mutation id",
 		// No TTL: a handset back after months must still find where its queue stands.
 	}, {
+		Bucket:      n.RoutesBucket(),
+		Description: "which partition owns each record whose id a handset made",
+	}, {
 		Bucket:      n.DevicesBucket(),
 		Description: "device registrations for pushes (token, platform, app version, locale)",
 	}, {

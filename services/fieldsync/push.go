@@ -49,7 +49,10 @@ type Directory interface {
 
 // Options configures the service.
 type Options struct {
-	PushWait     time.Duration // how long a push waits for outcomes
+	PushWait time.Duration // how long a push waits for outcomes
+	// MaxOffline bounds how far back a mutation's clientTime is believed when judging
+	// it by the unit its author had then.
+	MaxOffline   time.Duration
 	MaxMutations int
 	MaxArgs      int // bytes of one mutation's args
 	PullLimit    int
@@ -83,6 +86,9 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, db *mongo.D
 	}
 	if opt.MaxArgs == 0 {
 		opt.MaxArgs = 64 << 10
+	}
+	if opt.MaxOffline == 0 {
+		opt.MaxOffline = 7 * 24 * time.Hour
 	}
 	kv, err := js.KeyValue(ctx, names.ClientsBucket())
 	if err != nil {
@@ -219,9 +225,14 @@ func (s *Service) Push(ctx context.Context, a org.Actor, r *PushRequest) (*PushR
 	for i, m := range r.Mutations {
 		// Judge the mutation by the unit its author had when making it (a worker
 		// moved to another grid keeps the rights it had for what it queued before).
+		// The handset's clock is believed only within the longest offline spell:
+		// an older clientTime cannot keep a unit its author left long ago.
 		made := now
 		if m.ClientTime != nil && m.ClientTime.Before(now) {
 			made = *m.ClientTime
+		}
+		if oldest := now.Add(-s.opt.MaxOffline); made.Before(oldest) {
+			made = oldest
 		}
 		a := author
 		a.UnitID = unitAt(made)

@@ -88,8 +88,12 @@ func RegisterEdits(r *command.Registry) {
 	r.Register(CmdUpdate, command.Handler{Apply: applyUpdate, Keys: key})
 }
 
-// Router routes household mutations to the partition of the household's grid.
-type Router struct{ DB *mongo.Database }
+// Router routes household mutations to the partition of the household's grid: a
+// create claims the id (ids are made on handsets), an update goes where it was claimed.
+type Router struct {
+	DB     *mongo.Database
+	Routes *command.Routes
+}
 
 // Route returns the partition key of a household mutation.
 func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.RawMessage) (string, error) {
@@ -102,14 +106,19 @@ func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.
 		return fallback, nil
 	}
 	if name == CmdCreate {
-		if g := gridOf(a, x.GridID); g != "" {
-			return org.PartitionKey(g), nil
+		g := gridOf(a, x.GridID)
+		if g == "" || !command.ValidToken(x.HouseholdID) {
+			return fallback, nil
 		}
-		return fallback, nil
+		return rt.Routes.Claim(ctx, Coll, x.HouseholdID, org.PartitionKey(g))
 	}
 	if !command.ValidToken(x.HouseholdID) {
 		return fallback, nil
 	}
+	if key, err := rt.Routes.Owner(ctx, Coll, x.HouseholdID); err != nil || key != "" {
+		return key, err
+	}
+	// Imported households were never claimed: the stored record knows its writer.
 	var d struct {
 		Key string `bson:"_k"`
 	}

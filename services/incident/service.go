@@ -6,7 +6,6 @@ import (
 	"errors"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -33,33 +32,16 @@ type Service struct {
 	catalog  atomic.Pointer[Catalog]
 	calendar atomic.Pointer[workday.Calendar]
 
-	// routes remembers the partition key of incidents reported through this
-	// instance, so a follow-up queued behind a report that is not applied yet goes to
-	// the same writer.
-	routesMu sync.Mutex
-	routes   map[string]string
-}
-
-const maxRoutes = 100_000
-
-func (s *Service) rememberRoute(id, key string) {
-	s.routesMu.Lock()
-	defer s.routesMu.Unlock()
-	if s.routes == nil || len(s.routes) >= maxRoutes {
-		s.routes = map[string]string{}
-	}
-	s.routes[id] = key
-}
-
-func (s *Service) recalledRoute(id string) string {
-	s.routesMu.Lock()
-	defer s.routesMu.Unlock()
-	return s.routes[id]
+	// routes is the global table of which partition owns each incident id: a report
+	// claims its id there, follow-ups find their writer there even before the report
+	// is applied, and a report reusing another partition's id goes to that partition
+	// (which refuses it) instead of overwriting the record.
+	routes *command.Routes
 }
 
 // NewService returns the incident service.
-func NewService(store *Store, feed *command.Feed, cat *Catalog, cal *workday.Calendar) *Service {
-	s := &Service{store: store, feed: feed}
+func NewService(store *Store, feed *command.Feed, routes *command.Routes, cat *Catalog, cal *workday.Calendar) *Service {
+	s := &Service{store: store, feed: feed, routes: routes}
 	s.catalog.Store(cat)
 	s.calendar.Store(cal)
 	return s
@@ -114,10 +96,10 @@ func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json
 			return fallback, nil
 		}
 		key := org.PartitionKey(firstNonEmpty(grid, unit))
-		if validID(ra.IncidentID) {
-			s.rememberRoute(ra.IncidentID, key)
+		if !validID(ra.IncidentID) {
+			return key, nil
 		}
-		return key, nil
+		return s.routes.Claim(ctx, Coll, ra.IncidentID, key)
 	default:
 		var ia struct {
 			IncidentID string `json:"incidentId"`
@@ -128,10 +110,15 @@ func (s *Service) Route(ctx context.Context, a org.Actor, name string, args json
 		if _, err := uuid.Parse(ia.IncidentID); err != nil {
 			return fallback, nil
 		}
-		if key := s.recalledRoute(ia.IncidentID); key != "" {
+		key, err := s.routes.Owner(ctx, Coll, ia.IncidentID)
+		if err != nil {
+			return "", err
+		}
+		if key != "" {
 			return key, nil
 		}
-		// The feed subject carries the incident's place, which decides its writer.
+		// Imported incidents (the demo) were never claimed: the feed subject carries
+		// their place, which decides their writer.
 		_, path, err := s.feed.Latest(ctx, Coll, ia.IncidentID)
 		if err != nil {
 			return "", err

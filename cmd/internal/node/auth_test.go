@@ -29,8 +29,7 @@ func wantErr(t *testing.T, what string, st int, body []byte, wantSt int, wantCod
 }
 
 func TestAuthRefusals(t *testing.T) {
-	clock := &nodetest.Clock{}
-	clock.Advance(time.Since(time.Time{}))
+	clock := nodetest.NewClock()
 	h := nodetest.Start(t, func(c *node.Config, o *node.Options) { o.Now = clock.Now })
 	h.Org(2)
 	anon := h.Anon()

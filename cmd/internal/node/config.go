@@ -38,6 +38,7 @@ type Config struct {
 	Demo           bool          `env:"GRID_DEMO" default:"true" help:"seed the demo city on first start (--demo=false or --no-demo turns it off)"`
 	DemoPassword   string        `env:"GRID_DEMO_PASSWORD" default:"gridkeeper" secret:"true" help:"password of the demo logins"`
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
+	MaxOffline     time.Duration `env:"GRID_MAX_OFFLINE" default:"168h" help:"how far back a queued mutation's clientTime is believed when judging it by its author's unit then"`
 	PokeInterval   time.Duration `env:"GRID_POKE_INTERVAL" default:"2s" help:"least time between two sync pokes to one device (bursts are coalesced)"`
 	MaxBody        int           `env:"GRID_MAX_BODY" default:"1048576" help:"largest JSON request body in bytes (413 above)"`
 	AttachDir      string        `env:"GRID_ATTACHMENT_DIR" help:"directory of attachments; empty means <data dir>/attachments"`

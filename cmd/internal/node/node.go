@@ -207,7 +207,11 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("change feed: %w", err)
 	}
-	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, cat, cal)
+	routes, err := command.NewRoutes(ctx, n.JS, n.Names)
+	if err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, routes, cat, cal)
 	n.Incidents.Register(n.Registry)
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
@@ -228,10 +232,10 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 			routers[name] = n.Incidents
 		}
 	}
-	routers[household.CmdCreate] = household.Router{DB: n.DB}
-	routers[household.CmdUpdate] = household.Router{DB: n.DB}
+	routers[household.CmdCreate] = household.Router{DB: n.DB, Routes: routes}
+	routers[household.CmdUpdate] = household.Router{DB: n.DB, Routes: routes}
 	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
-		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit,
+		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit, MaxOffline: cfg.MaxOffline,
 		Horizon: cfg.TombstoneHoriz, Logger: n.Log, Now: o.Now,
 	})
 	if err != nil {

@@ -95,8 +95,7 @@ func TestReassignmentMovesTheScope(t *testing.T) {
 // missed are gone), and the client starts over; a version the server does not serve
 // also resets.
 func TestHorizonAndSchemaReset(t *testing.T) {
-	clock := &nodetest.Clock{}
-	clock.Advance(time.Since(time.Time{}))
+	clock := nodetest.NewClock()
 	h := nodetest.Start(t, func(c *node.Config, o *node.Options) { o.Now = clock.Now; c.AccessTTL = 24 * time.Hour * 60 })
 	h.Org(1)
 	w := h.Login("worker1", "p1")
@@ -170,5 +169,64 @@ func TestFirstSyncResumesAtEveryPage(t *testing.T) {
 		if clean[id] != 1 {
 			t.Errorf("incident %s missing from the first sync", id)
 		}
+	}
+}
+
+// Ids are made on handsets: a second community reusing an id another community's
+// record has gets it refused, and the record stays untouched.
+func TestRecordIDsAreClaimedOnce(t *testing.T) {
+	h := nodetest.Start(t, func(c *node.Config, _ *node.Options) { c.Preload = "on" })
+	h.Org(1)
+	a, b := h.Login("worker1", "phone-a"), h.Login("workerb", "phone-b")
+	id := newID(t)
+	if _, r := a.Push(a.Queue([]string{"incident.report"}, []any{nodetest.Report(id)})); r.Results[0].Status != "applied" {
+		t.Fatalf("first report: %+v", r.Results)
+	}
+	other := nodetest.Report(id)
+	other["description"] = "overwritten?"
+	_, r := b.Push(b.Queue([]string{"incident.report"}, []any{other}))
+	if r.Results[0].Status != "rejected" || r.Results[0].Error == nil || r.Results[0].Error.Code == "" {
+		t.Errorf("a report reusing another community's id: %+v", r.Results[0])
+	}
+	var inc struct{ Description, GridID string }
+	h.Login("dispatcher", "d").Do("GET", "/v1/incidents/"+id, nil, &inc)
+	if inc.Description == "overwritten?" || inc.GridID != nodetest.GridA(1) {
+		t.Errorf("the first community's incident changed: %+v", inc)
+	}
+	hh := map[string]any{"householdId": "hh-shared", "address": "甲"}
+	if _, r := a.Push(a.Queue([]string{"household.create"}, []any{hh})); r.Results[0].Status != "applied" {
+		t.Fatalf("household: %+v", r.Results)
+	}
+	hh["address"] = "乙"
+	if _, r := b.Push(b.Queue([]string{"household.create"}, []any{hh})); r.Results[0].Status != "rejected" {
+		t.Errorf("a household reusing another community's id: %+v", r.Results[0])
+	}
+}
+
+// A handset's clock is believed only within GRID_MAX_OFFLINE: a clientTime from long
+// before cannot keep the unit its author left more than that ago.
+func TestBackdatedMutationsCannotKeepOldRights(t *testing.T) {
+	clock := nodetest.NewClock()
+	h := nodetest.Start(t, func(c *node.Config, o *node.Options) {
+		o.Now = clock.Now
+		c.MaxOffline = time.Minute
+		c.AccessTTL = time.Hour
+	})
+	h.Org(2)
+	admin := h.Login("admin", "web-admin")
+	if st := admin.Do("POST", "/v1/admin/users/worker1/move", map[string]string{"unitId": nodetest.GridA(2)}, nil); st != 200 {
+		t.Fatalf("move: %d", st)
+	}
+	clock.Advance(2 * time.Minute) // the move is now older than MaxOffline
+	w := h.Login("worker1", "phone-1")
+	longAgo := clock.Now().Add(-30 * 24 * time.Hour)
+	id := newID(t)
+	if _, r := w.Push([]nodetest.Mutation{{ID: 1, Name: "incident.report", Args: nodetest.Report(id), ClientTime: &longAgo}}); r.Results[0].Status != "applied" {
+		t.Fatalf("push: %+v", r.Results)
+	}
+	var inc struct{ GridID string }
+	admin.Do("GET", "/v1/incidents/"+id, nil, &inc)
+	if inc.GridID != nodetest.GridA(2) {
+		t.Errorf("a backdated report landed in %q; want the current grid %s", inc.GridID, nodetest.GridA(2))
 	}
 }

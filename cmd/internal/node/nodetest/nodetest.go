@@ -56,6 +56,9 @@ type Clock struct {
 	t  time.Time
 }
 
+// NewClock returns a clock set to the present.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
