@@ -52,13 +52,12 @@ type Hooks struct {
 // Applier applies one partition's commands. Run it in one goroutine; it is the only
 // writer of the records of its partition.
 type Applier struct {
-	js      jetstream.JetStream
-	db      *mongo.Database
-	names   Names
-	reg     *Registry
-	opt     ApplierOptions
-	horizon time.Duration
-	log     *slog.Logger
+	js    jetstream.JetStream
+	db    *mongo.Database
+	names Names
+	reg   *Registry
+	opt   ApplierOptions
+	log   *slog.Logger
 
 	cache map[string]bson.Raw // nil value: known absent
 	// complete: the cache holds every record of the partition (Preload).
@@ -201,7 +200,7 @@ func NewApplier(js jetstream.JetStream, db *mongo.Database, names Names, reg *Re
 		opt.Logger = slog.Default()
 	}
 	return &Applier{
-		js: js, db: db, names: names, reg: reg, opt: opt, horizon: opt.Horizon,
+		js: js, db: db, names: names, reg: reg, opt: opt,
 		log:   opt.Logger.With("partition", opt.Partition),
 		cache: map[string]bson.Raw{},
 	}

@@ -98,10 +98,10 @@ type Tx struct {
 
 	// batch holds writes of the commands of this batch already applied; cur those of
 	// the command being applied (dropped if it is rejected).
-	batch, cur         map[string]stagedWrite
-	batchOut, curOut   []outMsg
-	batchRefs, curRefs []ChangeRef
-	events             int
+	batch, cur       map[string]stagedWrite
+	batchOut, curOut []outMsg
+	curRefs          []ChangeRef
+	events           int
 }
 
 type stagedWrite struct {
@@ -115,9 +115,6 @@ type stagedWrite struct {
 
 // Now is the time the command entered the system.
 func (tx *Tx) Now() time.Time { return tx.cmd.IssuedAt }
-
-// Command is the command being applied.
-func (tx *Tx) Command() *Command { return tx.cmd }
 
 // Get loads a record into out (a pointer to a bson-tagged struct). found is false when
 // the record does not exist.
@@ -216,7 +213,7 @@ func (tx *Tx) tombstone(path, coll, id string, version int64) {
 		Subject: tx.names.ChgSubject(path, coll, id),
 		MsgID:   fmt.Sprintf("del:%s:%s:%d:%s", coll, id, version, path),
 		Data:    ch,
-		TTL:     int64(tx.a.horizon),
+		TTL:     int64(tx.a.opt.Horizon),
 	})
 }
 

@@ -71,7 +71,6 @@ type Service struct {
 	dir     Directory
 	clients jetstream.KeyValue
 	res     jetstream.Stream
-	chg     jetstream.Stream
 	opt     Options
 }
 
@@ -98,11 +97,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, db *mongo.D
 	if err != nil {
 		return nil, fmt.Errorf("fieldsync: %w", err)
 	}
-	chg, err := js.Stream(ctx, names.ChgStream())
-	if err != nil {
-		return nil, fmt.Errorf("fieldsync: %w", err)
-	}
-	return &Service{nc: nc, js: js, db: db, names: names, routers: routers, dir: dir, clients: kv, res: res, chg: chg, opt: opt}, nil
+	return &Service{nc: nc, js: js, db: db, names: names, routers: routers, dir: dir, clients: kv, res: res, opt: opt}, nil
 }
 
 // PushRequest is the body of POST /v1/sync/push.
