@@ -6,12 +6,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
-	"github.com/gridkeeper/gridkeeper/services/org"
 )
 
 func (s *server) healthz(c *fiber.Ctx) error {
@@ -121,14 +119,7 @@ func (s *server) createUnit(c *fiber.Ctx) error {
 	if err := s.decode(c, &a); err != nil {
 		return err
 	}
-	if err := a.Validate(); err != nil {
-		return err
-	}
-	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdCreateUnit, org.PartitionKey(a.ID), actorOf(c), a, s.opt.AdminWait)
-	if err != nil {
-		return err
-	}
-	if err := o.Err(); err != nil {
+	if err := s.Admin.CreateUnit(c.UserContext(), actorOf(c), a); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": a.ID, "name": a.Name})
@@ -147,26 +138,11 @@ func (s *server) createUser(c *fiber.Ctx) error {
 	if err := s.decode(c, &r); err != nil {
 		return err
 	}
-	a := directory.CreateUserArgs{Login: strings.ToLower(r.Login), Name: r.Name, Roles: r.Roles, UnitID: r.UnitID}
-	if err := a.Validate(); err != nil {
+	a := directory.CreateUserArgs{Login: r.Login, Name: r.Name, Roles: r.Roles, UnitID: r.UnitID}
+	if err := s.Admin.CreateUser(c.UserContext(), actorOf(c), a, r.Password); err != nil {
 		return err
 	}
-	if !actorOf(c).Sees(a.UnitID) {
-		return fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
-	}
-	hash, err := auth.HashPassword(r.Password, s.opt.BcryptCost)
-	if err != nil {
-		return err
-	}
-	a.PasswordHash = hash
-	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdCreateUser, org.PartitionKey(a.UnitID), actorOf(c), a, s.opt.AdminWait)
-	if err != nil {
-		return err
-	}
-	if err := o.Err(); err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(auth.UserInfo{ID: a.Login, Name: a.Name, Roles: a.Roles, UnitID: a.UnitID})
+	return c.Status(fiber.StatusCreated).JSON(auth.UserInfo{ID: strings.ToLower(a.Login), Name: a.Name, Roles: a.Roles, UnitID: a.UnitID})
 }
 
 type moveUserRequest struct {
@@ -178,28 +154,11 @@ func (s *server) moveUser(c *fiber.Ctx) error {
 	if err := s.decode(c, &r); err != nil {
 		return err
 	}
-	a := directory.MoveUserArgs{Login: strings.ToLower(strings.Clone(c.Params("login"))), UnitID: r.UnitID}
-	if !directory.ValidLogin(a.Login) || !org.ValidCode(a.UnitID) {
-		return &fault.Error{Kind: fault.Invalid, Code: "invalid_args", Message: "a login and a unit code are required",
-			Fields: map[string]string{"unitId": "a unit code"}}
-	}
-	key, err := s.Directory.PartitionOf(c.UserContext(), a.Login)
-	if err != nil {
+	a := directory.MoveUserArgs{Login: strings.Clone(c.Params("login")), UnitID: r.UnitID}
+	if err := s.Admin.MoveUser(c.UserContext(), actorOf(c), a); err != nil {
 		return err
 	}
-	if key == "" {
-		return fault.New(fault.NotFound, "not_found", "no such user in the caller's area")
-	}
-	o, err := s.Bus.Do(c.UserContext(), "", directory.CmdMoveUser, key, actorOf(c), a, s.opt.AdminWait)
-	if err != nil {
-		return err
-	}
-	if err := o.Err(); err != nil {
-		return err
-	}
-	// Other instances see the move within directory.UnitsCacheTTL.
-	s.Directory.Forget(a.Login)
-	return c.JSON(fiber.Map{"login": a.Login, "unitId": a.UnitID})
+	return c.JSON(fiber.Map{"login": strings.ToLower(a.Login), "unitId": a.UnitID})
 }
 
 func (s *server) conflicts(c *fiber.Ctx) error {

@@ -22,7 +22,6 @@ import (
 	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
-	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
@@ -43,7 +42,7 @@ type Deps struct {
 	Sync        *fieldsync.Service
 	Incidents   *incident.Service
 	Directory   *directory.Service
-	Bus         *command.Bus
+	Admin       *directory.Admin
 	// Ready reports whether the database, NATS and the appliers are up.
 	Ready func(ctx context.Context) error
 	// Metrics is the registry /metrics serves.
@@ -77,9 +76,6 @@ type server struct {
 func New(d Deps, opt Options) *fiber.App {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
-	}
-	if opt.AdminWait == 0 {
-		opt.AdminWait = 10 * time.Second
 	}
 	if opt.PokeInterval == 0 {
 		opt.PokeInterval = 2 * time.Second

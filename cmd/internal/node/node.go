@@ -261,10 +261,10 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 		return err
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
-		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Bus: n.Bus, Attachments: attachments,
+		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
 		Households: &household.Service{DB: n.DB}, Devices: n.Devices,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
-	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, BcryptCost: cfg.BcryptCost, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
+	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }
 
