@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
@@ -139,17 +140,7 @@ type LoginRequest struct {
 
 // ValidDeviceID reports whether a device id is usable: it names a handset's queue and
 // appears in subjects, so 1–64 of a-z A-Z 0-9 '-' '_'.
-func ValidDeviceID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+func ValidDeviceID(s string) bool { return len(s) <= 64 && command.ValidToken(s) }
 
 var errBadLogin = fault.New(fault.Unauthorized, "invalid_credentials", "wrong login or password")
 

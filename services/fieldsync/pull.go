@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
-	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -88,7 +88,7 @@ func scopes(a org.Actor) (names []string, filters []string) {
 
 // Pull returns the next page of changes in the caller's scope after the cursor.
 func (s *Service) Pull(ctx context.Context, a org.Actor, r *PullRequest) (*PullResponse, error) {
-	if !command.ValidToken(r.ClientID) || len(r.ClientID) > 64 {
+	if !auth.ValidDeviceID(r.ClientID) {
 		return nil, fault.New(fault.Invalid, "invalid_request", "clientId is required: the deviceId used at login")
 	}
 	if r.Limit < 0 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats.go"
@@ -141,7 +142,7 @@ type clientState struct {
 
 func (s *Service) validatePush(a org.Actor, r *PushRequest) error {
 	f := fault.Fields{}
-	if !command.ValidToken(r.ClientID) || len(r.ClientID) > 64 {
+	if !auth.ValidDeviceID(r.ClientID) {
 		f.Add("clientId", "required: the deviceId used at login")
 	}
 	if len(r.Mutations) > s.opt.MaxMutations {
