@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +23,17 @@ import (
 
 // Collections the write path keeps for itself.
 const (
-	JournalColl    = "journal"     // write-ahead record of each applied batch
 	CheckpointColl = "checkpoints" // per partition: last applied stream sequence
 	MutationColl   = "mutations"   // outcome of every handset mutation, by command id
+)
+
+const (
+	// JournalKeep is how many journals the journal stream keeps per partition.
+	JournalKeep = 64
+	// checkpointEvery is how many finished batches may pass before the checkpoint is
+	// saved; with the batches in flight it stays well below JournalKeep, so a journal
+	// leaves the stream only once the saved checkpoint covers it.
+	checkpointEvery = 32
 )
 
 // ApplierOptions configures one partition's applier.
@@ -59,16 +68,40 @@ type Applier struct {
 	opt   ApplierOptions
 	log   *slog.Logger
 
+	// The applier runs in two stages, each in its own goroutine. The first decides a
+	// batch and commits its journal; the second writes the batch's records, publishes
+	// and acks, while the first decides the next batch. The hand-over between them
+	// holds no buffer, so at most two journals are ever unfinished (see recover).
+
+	// First stage.
 	cache map[string]bson.Raw // nil value: known absent
 	// complete: the cache holds every record of the partition (Preload).
 	complete bool
-	ckpt     checkpoint
-	// finished lists journals whose effects are all written and published. They stay
-	// until the next cleanup, which first saves the checkpoint and then deletes them;
-	// until then the newest journal carries the checkpoint.
-	finished []string
-	ready    atomic.Bool
-	applied  atomic.Int64
+	ckpt     checkpoint // every committed journal folded in
+
+	// Second stage.
+	done checkpoint // every finished journal folded in: what is saved
+	// unsaved counts finished journals not yet folded into the saved checkpoint; until
+	// it is saved, they carry it.
+	unsaved int
+
+	ready   atomic.Bool
+	applied atomic.Int64
+	// handOff passes a committed batch to the second stage (set by Run).
+	handOff func(finishJob) error
+}
+
+// pipelined is how many committed journals may wait for the second stage beyond the
+// one it is finishing: the hand-over holds none, so the first stage commits the next
+// journal while the second finishes the previous one, and then waits.
+const pipelined = 1
+
+// finishJob hands a committed batch to the second stage; a job with barrier set only
+// reports that every earlier job is finished.
+type finishJob struct {
+	j       *journalDoc // nil: nothing to write, only acks
+	msgs    []jetstream.Msg
+	barrier chan struct{}
 }
 
 type checkpoint struct {
@@ -87,6 +120,9 @@ type clientMax struct {
 	Window window `bson:"w"`
 }
 
+// journalDoc is a committed batch: the documents to write, the messages to publish and
+// the devices' windows after it. It is stored as one BSON message on the partition's
+// journal subject; publishing it is the commit.
 type journalDoc struct {
 	ID        string         `bson:"_id"`
 	Partition int            `bson:"partition"`
@@ -96,26 +132,6 @@ type journalDoc struct {
 	Outbox    []outMsg       `bson:"outbox"`
 	Ckpt      checkpointDoc  `bson:"ckpt"`
 	At        time.Time      `bson:"at"`
-}
-
-// journalRecord is how a journal is stored: its body as one binary value. The
-// database then stores a single opaque field instead of parsing thousands of nested
-// fields; the documents inside were checked storable when staged (Tx.Put).
-type journalRecord struct {
-	ID        string    `bson:"_id"`
-	Partition int       `bson:"partition"`
-	FirstSeq  int64     `bson:"firstSeq"`
-	LastSeq   int64     `bson:"lastSeq"`
-	At        time.Time `bson:"at"`
-	Body      []byte    `bson:"body"`
-}
-
-func (j *journalDoc) record() (*journalRecord, error) {
-	body, err := bson.Marshal(j)
-	if err != nil {
-		return nil, fmt.Errorf("encode journal: %w", err)
-	}
-	return &journalRecord{ID: j.ID, Partition: j.Partition, FirstSeq: j.FirstSeq, LastSeq: j.LastSeq, At: j.At, Body: body}, nil
 }
 
 type journalWrite struct {
@@ -221,6 +237,29 @@ func (a *Applier) Run(ctx context.Context) error {
 	if err := retry(ctx, a.log, "recover", func() error { return a.recover(ctx) }); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(ctx)
+	jobs := make(chan finishJob)
+	failed := make(chan error, 1)
+	finisherDone := make(chan struct{})
+	go func() {
+		defer close(finisherDone)
+		if err := a.finisher(ctx, jobs); err != nil {
+			failed <- err
+			stop()
+		}
+	}()
+	defer func() {
+		stop()
+		<-finisherDone
+	}()
+	a.handOff = func(job finishJob) error {
+		select {
+		case jobs <- job:
+			return nil
+		case <-ctx.Done():
+			return a.stopCause(failed)
+		}
+	}
 	var f *feed
 	defer func() {
 		if f != nil {
@@ -241,17 +280,11 @@ func (a *Applier) Run(ctx context.Context) error {
 		return err
 	}
 	a.ready.Store(true)
-	idle := time.NewTimer(time.Second)
-	defer idle.Stop()
 	for {
 		var first jetstream.Msg
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-idle.C:
-			a.cleanup(ctx)
-			idle.Reset(time.Second)
-			continue
+			return a.stopCause(failed)
 		case first = <-f.ch:
 		}
 		msgs := []jetstream.Msg{first}
@@ -276,10 +309,93 @@ func (a *Applier) Run(ctx context.Context) error {
 			continue
 		}
 		if err := a.applyBatch(ctx, msgs); err != nil {
+			if ctx.Err() != nil {
+				return a.stopCause(failed)
+			}
 			return err
 		}
-		idle.Reset(time.Second)
 	}
+}
+
+// stopCause is what Run returns once ctx is done: the second stage's failure if that
+// is what stopped it, else nil (the caller's context ended).
+func (a *Applier) stopCause(failed <-chan error) error {
+	select {
+	case err := <-failed:
+		return err
+	default:
+		return nil
+	}
+}
+
+// finisher is the second stage: it writes, publishes and acks each committed batch in
+// the order the first stage committed them, and saves the checkpoint now and then.
+func (a *Applier) finisher(ctx context.Context, jobs <-chan finishJob) error {
+	idle := time.NewTimer(time.Second)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-idle.C:
+			a.cleanup(ctx)
+			idle.Reset(time.Second)
+		case job := <-jobs:
+			if job.barrier != nil {
+				close(job.barrier)
+				continue
+			}
+			if err := a.finish(ctx, job); err != nil {
+				return err
+			}
+			idle.Reset(time.Second)
+		}
+	}
+}
+
+// finish completes one committed batch: records written, then change feed, events and
+// outcomes published, then the commands acked.
+func (a *Applier) finish(ctx context.Context, job finishJob) error {
+	if j := job.j; j != nil {
+		if err := retry(ctx, a.log, "write", func() error { return a.write(ctx, j) }); err != nil {
+			return err
+		}
+		if h := a.opt.Hooks.AfterWrite; h != nil {
+			if err := h(a.opt.Partition); err != nil {
+				return err
+			}
+		}
+		if err := retry(ctx, a.log, "publish", func() error { return a.publish(ctx, j) }); err != nil {
+			return err
+		}
+		if h := a.opt.Hooks.AfterPublish; h != nil {
+			if err := h(a.opt.Partition); err != nil {
+				return err
+			}
+		}
+		a.done.merge(j.Ckpt)
+		a.unsaved++
+		if a.unsaved >= checkpointEvery {
+			// Journals beyond JournalKeep leave the stream: save before that can happen.
+			if err := retry(ctx, a.log, "checkpoint", func() error { return a.saveCheckpoint(ctx) }); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range job.msgs {
+		_ = m.Ack()
+	}
+	return nil
+}
+
+// barrier waits until the second stage has finished every batch handed to it.
+func (a *Applier) barrier() error {
+	ch := make(chan struct{})
+	if err := a.handOff(finishJob{barrier: ch}); err != nil {
+		return err
+	}
+	<-ch
+	return nil
 }
 
 // feed is the partition's stream of commands, in stream order.
@@ -376,37 +492,43 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 		if err != nil || j == nil {
 			return err
 		}
-		rec, err := j.record()
+		body, err := bson.Marshal(j)
 		if err != nil {
-			return poison{err} // encoding fails the same way every time
+			return poison{fmt.Errorf("encode journal: %w", err)} // fails the same way every time
 		}
-		_, err = a.db.Collection(JournalColl).InsertOne(ctx, rec)
-		if mongo.IsDuplicateKeyError(err) {
-			// An earlier attempt that reported failure did insert it: that journal is
-			// the commit, so carry on with it rather than with this decision.
-			stored, err := a.readJournal(ctx, j.ID)
+		if int64(len(body)) > a.js.Conn().MaxPayload()-4096 {
+			return poison{fmt.Errorf("journal of %d bytes exceeds the broker's message limit", len(body))}
+		}
+		m := nats.NewMsg(a.names.JrnSubject(a.opt.Partition))
+		m.Data = body
+		ack, err := a.js.PublishMsg(ctx, m, jetstream.WithMsgID(j.ID))
+		if err != nil {
+			return err
+		}
+		if ack.Duplicate {
+			// An earlier attempt that reported failure did commit: that journal is the
+			// commit, so carry on with it rather than with this decision.
+			stored, err := a.lastJournal(ctx)
 			if err != nil {
 				return err
 			}
+			if stored == nil || stored.ID != j.ID {
+				return fmt.Errorf("journal %s committed but not found", j.ID)
+			}
 			j = stored
-			return nil
 		}
-		var we mongo.WriteException
-		if errors.As(err, &we) && len(we.WriteErrors) > 0 {
-			return poison{err} // the database refuses these documents: retrying cannot help
-		}
-		return err
+		return nil
 	})
 	var p poison
 	if errors.As(err, &p) {
 		if len(msgs) > 1 {
-			// Find the command that cannot be stored: apply the batch one by one.
-			for _, m := range msgs {
-				if err := a.applyBatchOr(ctx, []jetstream.Msg{m}, nil); err != nil {
-					return err
-				}
+			// Too big a journal, or a command that cannot be stored: apply the batch in
+			// halves, down to the one command at fault.
+			half := len(msgs) / 2
+			if err := a.applyBatchOr(ctx, msgs[:half], nil); err != nil {
+				return err
 			}
-			return nil
+			return a.applyBatchOr(ctx, msgs[half:], nil)
 		}
 		if unstorable != nil {
 			return fmt.Errorf("applier %d: cannot store even a rejection: %w", a.opt.Partition, p.err)
@@ -418,32 +540,11 @@ func (a *Applier) applyBatchOr(ctx context.Context, msgs []jetstream.Msg, unstor
 		return err
 	}
 	if j != nil {
-		a.commitMemory(tx, j)
-		if err := retry(ctx, a.log, "write", func() error { return a.write(ctx, j) }); err != nil {
+		if err := a.commitMemory(tx, j); err != nil {
 			return err
 		}
-		if h := a.opt.Hooks.AfterWrite; h != nil {
-			if err := h(a.opt.Partition); err != nil {
-				return err
-			}
-		}
-		if err := retry(ctx, a.log, "publish", func() error { return a.publish(ctx, j) }); err != nil {
-			return err
-		}
-		if h := a.opt.Hooks.AfterPublish; h != nil {
-			if err := h(a.opt.Partition); err != nil {
-				return err
-			}
-		}
-		a.finished = append(a.finished, j.ID)
-		if len(a.finished) >= 32 {
-			a.cleanup(ctx)
-		}
 	}
-	for _, m := range msgs {
-		_ = m.Ack()
-	}
-	return nil
+	return a.handOff(finishJob{j: j, msgs: msgs})
 }
 
 // decide applies the batch's commands to the in-memory state and returns the journal,
@@ -554,8 +655,13 @@ func (a *Applier) decide(ctx context.Context, msgs []jetstream.Msg, unstorable e
 // commitMemory makes the batch's state the partition's state.
 // The journal is the truth: the cache takes its records (not the decision's, which
 // may differ when an earlier attempt's journal is the one that was committed).
-func (a *Applier) commitMemory(_ *Tx, j *journalDoc) {
+func (a *Applier) commitMemory(_ *Tx, j *journalDoc) error {
 	if len(a.cache) > a.opt.CacheSize && !a.complete {
+		// Records of batches still being written must not be read back from the
+		// database: empty the cache only once the second stage has caught up.
+		if err := a.barrier(); err != nil {
+			return err
+		}
 		a.cache = map[string]bson.Raw{}
 	}
 	for _, w := range j.Writes {
@@ -572,19 +678,75 @@ func (a *Applier) commitMemory(_ *Tx, j *journalDoc) {
 		}
 	}
 	a.applied.Add(int64(outcomes))
+	return nil
 }
 
-// readJournal reads a committed journal back.
-func (a *Applier) readJournal(ctx context.Context, id string) (*journalDoc, error) {
-	var rec journalRecord
-	if err := a.db.Collection(JournalColl).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec); err != nil {
-		return nil, fmt.Errorf("read journal %s: %w", id, err)
+// lastJournal reads the partition's newest committed journal; nil when there is none.
+func (a *Applier) lastJournal(ctx context.Context) (*journalDoc, error) {
+	stream, err := a.js.Stream(ctx, a.names.JrnStream())
+	if err != nil {
+		return nil, fmt.Errorf("journal stream: %w", err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, a.names.JrnSubject(a.opt.Partition))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	var j journalDoc
-	if err := bson.Unmarshal(rec.Body, &j); err != nil {
-		return nil, fmt.Errorf("decode journal %s: %w", id, err)
+	if err := bson.Unmarshal(m.Data, &j); err != nil {
+		return nil, fmt.Errorf("decode journal: %w", err)
 	}
 	return &j, nil
+}
+
+// published reports whether every outcome of j is in the outcome stream. Outcomes
+// are published last, once the records are written and the change feed and events
+// published, so then j is finished.
+func (a *Applier) published(ctx context.Context, j *journalDoc) (bool, error) {
+	stream, err := a.js.Stream(ctx, a.names.ResStream())
+	if err != nil {
+		return false, fmt.Errorf("outcome stream: %w", err)
+	}
+	for _, o := range j.Outbox {
+		if o.Stage != 1 {
+			continue
+		}
+		_, err := stream.GetLastMsgForSubject(ctx, o.Subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read outcome: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// journals reads every journal the stream keeps for the partition, oldest first.
+func (a *Applier) journals(ctx context.Context) ([]journalDoc, error) {
+	stream, err := a.js.Stream(ctx, a.names.JrnStream())
+	if err != nil {
+		return nil, fmt.Errorf("journal stream: %w", err)
+	}
+	var out []journalDoc
+	subj := a.names.JrnSubject(a.opt.Partition)
+	for seq := uint64(1); ; {
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read journal: %w", err)
+		}
+		var j journalDoc
+		if err := bson.Unmarshal(m.Data, &j); err != nil {
+			return nil, fmt.Errorf("decode journal at %d: %w", m.Sequence, err)
+		}
+		out = append(out, j)
+		seq = m.Sequence + 1
+	}
 }
 
 // write applies a journal's writes. It is idempotent: new records are inserted, and
@@ -691,23 +853,14 @@ func (a *Applier) publish(ctx context.Context, j *journalDoc) error {
 }
 
 // recover finishes the work a crash interrupted and loads the checkpoint. A journal is
-// inserted only after the one before it is fully written and published, so only the
-// newest journal can be unfinished: it is written and published again (both are
-// idempotent, and nothing newer exists that a repeat could overwrite).
+// inserted only once every journal but the one before it is fully written and
+// published (see pipelined), so only the newest two can be unfinished: they are
+// written and published again, oldest first (both are idempotent, and replaying them
+// in order ends with the newest versions, as nothing newer exists).
 func (a *Applier) recover(ctx context.Context) error {
-	cur, err := a.db.Collection(JournalColl).Find(ctx, bson.D{{Key: "partition", Value: a.opt.Partition}})
+	js, err := a.journals(ctx)
 	if err != nil {
-		return fmt.Errorf("read journal: %w", err)
-	}
-	var recs []journalRecord
-	if err := cur.All(ctx, &recs); err != nil {
-		return fmt.Errorf("read journal: %w", err)
-	}
-	js := make([]journalDoc, len(recs))
-	for i, r := range recs {
-		if err := bson.Unmarshal(r.Body, &js[i]); err != nil {
-			return fmt.Errorf("decode journal %s: %w", r.ID, err)
-		}
+		return err
 	}
 	var cd checkpointDoc
 	err = a.db.Collection(CheckpointColl).FindOne(ctx, bson.D{{Key: "_id", Value: a.ckptID()}}).Decode(&cd)
@@ -715,16 +868,34 @@ func (a *Applier) recover(ctx context.Context) error {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	a.ckpt = fromCheckpointDoc(cd)
-	a.finished = nil
+	a.unsaved = 0
 	if len(js) > 0 {
 		slices.SortFunc(js, func(x, y journalDoc) int { return int(x.LastSeq - y.LastSeq) })
-		j := &js[len(js)-1]
 		saved := a.ckpt.Seq
 		for i := range js {
 			a.ckpt.merge(js[i].Ckpt) // journals not yet folded into the saved checkpoint
 		}
-		if j.LastSeq > saved {
-			a.log.Info("completing the last batch after a restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
+		// The unfinished journals are the newest ones after the last finished one. A
+		// finished journal must not be published again: the change feed keeps only
+		// the latest version of a record, so JetStream no longer remembers the message
+		// ids of versions a later journal replaced, and would take them as new.
+		from := max(0, len(js)-(pipelined+1))
+		for i := len(js) - 1; i >= from; i-- {
+			done, err := a.published(ctx, &js[i])
+			if err != nil {
+				return err
+			}
+			if done {
+				from = i + 1
+				break
+			}
+		}
+		for i := from; i < len(js); i++ {
+			j := &js[i]
+			if j.LastSeq <= saved {
+				continue
+			}
+			a.log.Info("completing a batch after a restart", "journal", j.ID, "writes", len(j.Writes), "messages", len(j.Outbox))
 			if err := a.write(ctx, j); err != nil {
 				return err
 			}
@@ -732,9 +903,9 @@ func (a *Applier) recover(ctx context.Context) error {
 				return err
 			}
 		}
-		for _, j := range js {
-			a.finished = append(a.finished, j.ID)
-		}
+	}
+	a.done = a.ckpt.clone()
+	if a.done.Seq > cd.Seq {
 		if err := a.saveCheckpoint(ctx); err != nil {
 			return err
 		}
@@ -775,20 +946,20 @@ func (a *Applier) preload(ctx context.Context) error {
 	return nil
 }
 
-// cleanup saves the checkpoint and drops finished journals; failures are retried at
-// the next cleanup (the journals keep the checkpoint meanwhile).
+// cleanup saves the checkpoint when idle; a failure is retried at the next cleanup
+// (the journals keep the checkpoint meanwhile).
 func (a *Applier) cleanup(ctx context.Context) {
-	if len(a.finished) == 0 {
+	if a.unsaved == 0 {
 		return
 	}
 	if err := a.saveCheckpoint(ctx); err != nil {
-		a.log.Warn("journal cleanup failed; will retry", "err", err)
+		a.log.Warn("saving the checkpoint failed; will retry", "err", err)
 	}
 }
 
 func (a *Applier) saveCheckpoint(ctx context.Context) error {
-	cd := checkpointDoc{ID: a.ckptID(), Seq: a.ckpt.Seq}
-	for c, w := range a.ckpt.Clients {
+	cd := checkpointDoc{ID: a.ckptID(), Seq: a.done.Seq}
+	for c, w := range a.done.Clients {
 		cd.Clients = append(cd.Clients, clientMax{c, w})
 	}
 	slices.SortFunc(cd.Clients, func(x, y clientMax) int { return strings.Compare(x.Client, y.Client) })
@@ -796,11 +967,7 @@ func (a *Applier) saveCheckpoint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
-	_, err = a.db.Collection(JournalColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: a.finished}}}})
-	if err != nil {
-		return fmt.Errorf("drop journals: %w", err)
-	}
-	a.finished = nil
+	a.unsaved = 0
 	return nil
 }
 
@@ -811,6 +978,10 @@ func (c *checkpoint) merge(cd checkpointDoc) {
 	for _, cm := range cd.Clients {
 		c.Clients[cm.Client] = c.Clients[cm.Client].merge(cm.Window)
 	}
+}
+
+func (c checkpoint) clone() checkpoint {
+	return checkpoint{Seq: c.Seq, Clients: maps.Clone(c.Clients)}
 }
 
 func fromCheckpointDoc(cd checkpointDoc) checkpoint {

@@ -104,6 +104,10 @@ func (n Names) CmdStream() string { return n.Prefix + "_CMD" }
 func (n Names) EvtStream() string { return n.Prefix + "_EVT" }
 func (n Names) ChgStream() string { return n.Prefix + "_CHG" }
 func (n Names) ResStream() string { return n.Prefix + "_RES" }
+func (n Names) JrnStream() string { return n.Prefix + "_JRN" }
+
+// JrnSubject is where partition p's applier commits its journals.
+func (n Names) JrnSubject(p int) string { return n.Prefix + ".jrn." + strconv.Itoa(p) }
 
 // ClientsBucket is the KV bucket of per-handset queue state.
 func (n Names) ClientsBucket() string { return n.Prefix + "_clients" }

@@ -49,6 +49,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		AllowDirect:       true,
 		Duplicates:        o.Dedup,
 	}, {
+		Name:        n.JrnStream(),
+		Description: "write-ahead journal: each applier's committed batches, the newest per partition",
+		Subjects:    []string{n.Prefix + ".jrn.>"},
+		// Every journal not yet folded into the saved checkpoint must stay: the applier
+		// saves it every checkpointEvery batches, well inside this limit.
+		MaxMsgsPerSubject: JournalKeep,
+		AllowDirect:       true,
+		Duplicates:        o.Dedup,
+	}, {
 		Name:              n.ResStream(),
 		Description:       "outcome of every command, kept for the tombstone horizon",
 		Subjects:          []string{n.Prefix + ".res.>"},
