@@ -24,9 +24,9 @@ const (
 )
 
 // pending lists GRID_* settings the compose file may pass before gridd's Config
-// declares them. GRID_FCM_CREDENTIALS is added by the push-notification issue; remove
-// it from here once config.go has it (TestPendingSettingsStillPending says when).
-var pending = []string{"GRID_FCM_CREDENTIALS"}
+// declares them; remove each once config.go has it (TestPendingSettingsStillPending
+// says when). Empty today.
+var pending = []string{}
 
 // composeFile is the part of the Compose specification these tests read. The field
 // types accept both the short and the long syntax Compose allows.

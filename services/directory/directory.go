@@ -294,11 +294,19 @@ func applyMoveUser(tx *command.Tx, c *command.Command) error {
 	if len(d.Assignments) == 0 {
 		d.Assignments = []assignmentDoc{{Unit: d.UnitID, From: d.CreatedAt}}
 	}
+	from := d.UnitID
 	d.Assignments = append(d.Assignments, assignmentDoc{Unit: a.UnitID, From: tx.Now()})
 	d.UnitID = a.UnitID
 	d.Version++
-	return tx.Put(command.Record{Coll: UserColl, ID: d.ID, Version: d.Version, Doc: d, Private: true})
+	if err := tx.Put(command.Record{Coll: UserColl, ID: d.ID, Version: d.Version, Doc: d, Private: true}); err != nil {
+		return err
+	}
+	// The user's devices have a new scope: the poker tells them to pull it.
+	return tx.Emit(UserMovedEvent, org.PathSubject(a.UnitID), map[string]string{"login": d.ID, "from": from, "to": a.UnitID})
 }
+
+// UserMovedEvent is emitted when a user's home unit changes.
+const UserMovedEvent = "user.moved"
 
 // PartitionOf returns the partition key a user's commands go to (the user's writer).
 func (s *Service) PartitionOf(ctx context.Context, login string) (string, error) {

@@ -28,7 +28,7 @@ type Config struct {
 	NATSListen string `env:"GRID_NATS_LISTEN" help:"also open the embedded NATS on this address (e.g. 127.0.0.1:4222); empty means in-process only"`
 	Prefix     string `env:"GRID_STREAM_PREFIX" default:"GK" help:"prefix of JetStream stream names and subjects"`
 	Partitions int    `env:"GRID_PARTITIONS" default:"8" help:"number of command partitions (fixed for the life of a deployment)"`
-	Roles      string `env:"GRID_ROLES" default:"api,applier" help:"parts this instance runs: api, applier"`
+	Roles      string `env:"GRID_ROLES" default:"api,applier,notifier" help:"parts this instance runs: api, applier, notifier"`
 
 	JWTKey         string        `env:"GRID_JWT_KEY" secret:"true" help:"HMAC key for access tokens; empty generates one kept in the data dir"`
 	AccessTTL      time.Duration `env:"GRID_ACCESS_TTL" default:"15m" help:"access token lifetime"`
@@ -40,6 +40,9 @@ type Config struct {
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
 	MaxOffline     time.Duration `env:"GRID_MAX_OFFLINE" default:"168h" help:"how far back a queued mutation's clientTime is believed when judging it by its author's unit then"`
 	PokeInterval   time.Duration `env:"GRID_POKE_INTERVAL" default:"2s" help:"least time between two sync pokes to one device (bursts are coalesced)"`
+	FCMCredentials string        `env:"GRID_FCM_CREDENTIALS" secret:"true" help:"Firebase service account key (JSON file) for pushes; empty writes pushes to the log instead (local outbox)"`
+	FCMProject     string        `env:"GRID_FCM_PROJECT" help:"Firebase project id; empty takes the one in the credentials"`
+	FCMEndpoint    string        `env:"GRID_FCM_ENDPOINT" help:"FCM endpoint to use instead of Google's (a proxy in a closed network)"`
 	MaxBody        int           `env:"GRID_MAX_BODY" default:"1048576" help:"largest JSON request body in bytes (413 above)"`
 	AttachDir      string        `env:"GRID_ATTACHMENT_DIR" help:"directory of attachments; empty means <data dir>/attachments"`
 	AttachMax      int           `env:"GRID_ATTACHMENT_MAX" default:"10485760" help:"largest attachment in bytes"`
@@ -143,15 +146,9 @@ func (c Config) validate() error {
 		errs = append(errs, "GRID_PRELOAD must be auto, on or off")
 	}
 	for _, r := range c.roleList() {
-		if r != "api" && r != "applier" {
+		if r != "api" && r != "applier" && r != "notifier" {
 			errs = append(errs, "GRID_ROLES: unknown role "+strconv.Quote(r))
 		}
-	}
-	if c.MaxMutations > command.WindowSize {
-		errs = append(errs, fmt.Sprintf("GRID_MAX_MUTATIONS must be at most %d", command.WindowSize))
-	}
-	if c.Preload != "auto" && c.Preload != "on" && c.Preload != "off" {
-		errs = append(errs, "GRID_PRELOAD must be auto, on or off")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
@@ -169,7 +166,7 @@ func (c Config) roleList() []string {
 	return out
 }
 
-// HasRole reports whether this instance runs a part (api, applier).
+// HasRole reports whether this instance runs a part (api, applier, notifier).
 func (c Config) HasRole(role string) bool {
 	for _, r := range c.roleList() {
 		if r == role {

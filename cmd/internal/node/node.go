@@ -30,6 +30,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/gridkeeper/gridkeeper/services/notify"
 	"github.com/gridkeeper/gridkeeper/services/volunteer"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +47,8 @@ type Options struct {
 	Hooks command.Hooks
 	// Now replaces the clock of auth and sync (tests).
 	Now func() time.Time
+	// Sender replaces the push sender chosen from Config (tests: FCM against a fake).
+	Sender notify.Sender
 }
 
 // Node is one running gridd.
@@ -69,6 +72,7 @@ type Node struct {
 	Directory *directory.Service
 	Devices   *device.Service
 	Appliers  []*command.Applier
+	Poker     *notify.Poker
 	App       *fiber.App
 	Metrics   *prometheus.Registry
 
@@ -137,7 +141,50 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 			return float64(t)
 		}))
 	}
+	if cfg.HasRole("notifier") {
+		if err := n.startPoker(ctx, runCtx, o); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// startPoker starts the sync poker with the FCM sender, or the local outbox when no
+// FCM credentials are configured.
+func (n *Node) startPoker(ctx, runCtx context.Context, o Options) error {
+	var sender notify.Sender = notify.Local{Log: n.Log}
+	switch {
+	case o.Sender != nil:
+		sender = o.Sender
+	case n.Cfg.FCMCredentials != "":
+		fcm, err := notify.NewFCM(ctx, notify.FCMConfig{CredentialsFile: n.Cfg.FCMCredentials,
+			ProjectID: n.Cfg.FCMProject, Endpoint: n.Cfg.FCMEndpoint})
+		if err != nil {
+			return err
+		}
+		sender = fcm
+	}
+	devices, err := n.JS.KeyValue(ctx, n.Names.DevicesBucket())
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	n.Poker = notify.NewPoker(n.NC, n.Names, devices, sender, notify.PokerOptions{
+		Interval: n.Cfg.PokeInterval, Logger: n.Log,
+		HomeUnit: func(ctx context.Context, login string) (string, error) {
+			u, err := n.Directory.User(ctx, login)
+			if err != nil || u == nil {
+				return "", err
+			}
+			return u.UnitID, nil
+		},
+	})
+	if err := n.Poker.Run(runCtx); err != nil {
+		return err
+	}
+	n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gridd_sync_pokes_total", Help: "Sync pokes handed to the push sender.",
+	}, func() float64 { return float64(n.Poker.Sent.Load()) }))
+	return nil
 }
 
 func (n *Node) openDatabase(ctx context.Context) error {
