@@ -26,12 +26,21 @@ import (
 // messages, and raw InsertMany of the same incident documents. Every figure is the
 // median of 5 runs (this machine is noisy). Run with `make bench`.
 
-const (
-	benchClients   = 50
-	benchPerClient = 200
-	benchBatch     = 50
-	benchRuns      = 5
-)
+const benchRuns = 5
+
+// pushLoad is how many handsets push how many reports, in batches of what size.
+type pushLoad struct {
+	clients, perClient, batch int
+	workers                   int // devices are spread over this many grid workers
+}
+
+var pushLoads = map[string]pushLoad{
+	// 50 handsets of 5 workers in one community: one partition takes everything.
+	"clients=50": {clients: 50, perClient: 200, batch: 50, workers: 5},
+	// 200 handsets of 20 workers, still one community and one partition (the sync
+	// issue's fleet size): 100 reports each in pushes of 25.
+	"clients=200": {clients: 200, perClient: 100, batch: 25, workers: 20},
+}
 
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
@@ -62,23 +71,26 @@ func backends() map[string]func(*node.Config, *node.Options) {
 
 func BenchmarkWritePath(b *testing.B) {
 	for name, mod := range backends() {
-		b.Run(name, func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				benchWritePath(b, mod)
-			}
-		})
+		for lname, load := range pushLoads {
+			b.Run(name+"/"+lname, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					benchWritePath(b, mod, load)
+				}
+			})
+		}
 	}
 }
 
-func benchWritePath(b *testing.B, mod func(*node.Config, *node.Options)) {
+func benchWritePath(b *testing.B, mod func(*node.Config, *node.Options), load pushLoad) {
+	benchClients, benchPerClient, benchBatch := load.clients, load.perClient, load.batch
 	var pushRate, jsRate, insertRate []float64
 	var lat []time.Duration
 	for run := 0; run < benchRuns; run++ {
 		h := nodetest.StartEmbedded(b, b.TempDir(), mod)
-		h.Org(5)
+		h.Org(load.workers)
 		clients := make([]*nodetest.Client, benchClients)
 		for i := range clients {
-			clients[i] = h.Login(fmt.Sprintf("worker%d", i%5+1), fmt.Sprintf("bench-%d", i))
+			clients[i] = h.Login(fmt.Sprintf("worker%d", i%load.workers+1), fmt.Sprintf("bench-%d", i))
 		}
 		// Prepare every mutation first so only the push is timed.
 		batches := make([][][]nodetest.Mutation, benchClients)
