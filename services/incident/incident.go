@@ -44,7 +44,7 @@ type HistoryEntry struct {
 	From   Status    `json:"from,omitempty"`
 	To     Status    `json:"to,omitempty"`
 	Reason string    `json:"reason,omitempty"`
-	Unit   string    `json:"unit,omitempty"`
+	Unit   string    `json:"unitId,omitempty"`
 }
 
 // Incident is the record. Its JSON form is the binding wire format of
@@ -74,6 +74,73 @@ type Incident struct {
 	ClosedAt     *time.Time     `json:"closedAt,omitempty"`
 	Version      int64          `json:"version"`
 	History      []HistoryEntry `json:"history"`
+
+	// The outcome of the moves after the report.
+	Result           string        `json:"result,omitempty"`
+	ResultPhotos     []string      `json:"resultPhotos,omitempty"`
+	ResolvedAt       *time.Time    `json:"resolvedAt,omitempty"`
+	Refusal          *Refusal      `json:"refusal,omitempty"`
+	PendingDelay     *DelayRequest `json:"pendingDelay,omitempty"`
+	Delays           []Delay       `json:"delays,omitempty"`
+	DuplicateOf      string        `json:"mergedInto,omitempty"`
+	Rating           *Rating       `json:"rating,omitempty"`
+	Comments         []Comment     `json:"comments,omitempty"`
+	Reopens          int           `json:"reopenCount"`
+	ReopenedByRating bool          `json:"reopenedByRating,omitempty"`
+	Escalations      int           `json:"escalations"`
+}
+
+// Refusal is a refused incident's filing (否定报备): the reason, who refused, and
+// whether it was filed later than 1 working day after the unit received the item.
+type Refusal struct {
+	Reason     string    `json:"reason" bson:"reason"`
+	By         string    `json:"by" bson:"by"`
+	Unit       string    `json:"unit" bson:"unit"`
+	At         time.Time `json:"at" bson:"at"`
+	ReceivedAt time.Time `json:"receivedAt" bson:"receivedAt"`
+	Late       bool      `json:"late" bson:"late"`
+	// RequesterNotice says how and when the requester was told.
+	RequesterNotice string `json:"requesterNotice,omitempty" bson:"requesterNotice,omitempty"`
+}
+
+// Comment is a remark on an incident by someone who sees it.
+type Comment struct {
+	ID     string    `json:"id" bson:"id"`
+	By     string    `json:"by" bson:"by"`
+	At     time.Time `json:"at" bson:"at"`
+	Text   string    `json:"text" bson:"text"`
+	Photos []string  `json:"photos,omitempty" bson:"photos,omitempty"`
+}
+
+// DelayRequest is a delay waiting for approval.
+type DelayRequest struct {
+	Reason           string    `json:"reason" bson:"reason"`
+	By               string    `json:"by" bson:"by"`
+	At               time.Time `json:"at" bson:"at"`
+	DueAt            time.Time `json:"dueAt" bson:"dueAt"`
+	RequesterContact string    `json:"requesterContact,omitempty" bson:"requesterContact,omitempty"`
+}
+
+// Delay is an approved delay (滞办反馈): when, why, who approved it, how the requester
+// is reached, and the notice issued to them.
+type Delay struct {
+	Reason           string     `json:"reason" bson:"reason"`
+	RequestedBy      string     `json:"requestedBy" bson:"requestedBy"`
+	RequestedAt      time.Time  `json:"requestedAt" bson:"requestedAt"`
+	ApprovedBy       string     `json:"approvedBy" bson:"approvedBy"`
+	ApprovedAt       time.Time  `json:"approvedAt" bson:"approvedAt"`
+	OldDueAt         *time.Time `json:"oldDueAt,omitempty" bson:"oldDueAt,omitempty"`
+	NewDueAt         time.Time  `json:"newDueAt" bson:"newDueAt"`
+	RequesterContact string     `json:"requesterContact,omitempty" bson:"requesterContact,omitempty"`
+	Notice           Names      `json:"notice" bson:"notice"`
+}
+
+// Rating is the requester's evaluation of a closed item (服务评价).
+type Rating struct {
+	Value   string    `json:"value" bson:"value"`
+	Comment string    `json:"comment,omitempty" bson:"comment,omitempty"`
+	By      string    `json:"by" bson:"by"`
+	At      time.Time `json:"at" bson:"at"`
 }
 
 // ScopeUnit is the unit whose subtree sees the incident: its grid, or its owner when
@@ -91,6 +158,19 @@ func (i Incident) Wire() Incident {
 		r := *i.Requester
 		r.Phone = MaskPhone(r.Phone)
 		i.Requester = &r
+	}
+	if i.PendingDelay != nil {
+		p := *i.PendingDelay
+		p.RequesterContact = MaskPhone(p.RequesterContact)
+		i.PendingDelay = &p
+	}
+	if len(i.Delays) > 0 {
+		ds := make([]Delay, len(i.Delays))
+		for k, d := range i.Delays {
+			d.RequesterContact = MaskPhone(d.RequesterContact)
+			ds[k] = d
+		}
+		i.Delays = ds
 	}
 	return i
 }

@@ -38,7 +38,7 @@ var transitions = map[Action]struct {
 	ActAccept:   {[]Status{Reported}, Accepted},
 	ActAssign:   {[]Status{Accepted, Assigned}, Assigned},
 	ActStart:    {[]Status{Assigned, Delayed}, InProgress},
-	ActResolve:  {[]Status{Accepted, Assigned, InProgress, Delayed}, Resolved},
+	ActResolve:  {[]Status{Reported, Accepted, Assigned, InProgress, Delayed}, Resolved}, // from reported: on the spot (就地解决) only
 	ActVerify:   {[]Status{Resolved}, Closed},
 	ActReopen:   {[]Status{Resolved, Closed}, InProgress},
 	ActEscalate: {[]Status{Reported, Accepted, Assigned, InProgress}, Reported},
@@ -47,7 +47,7 @@ var transitions = map[Action]struct {
 	ActDelayOK:  {[]Status{Accepted, Assigned, InProgress}, Delayed},
 	ActMerge:    {[]Status{Reported, Accepted}, Duplicate},
 	ActComment:  {[]Status{Reported, Accepted, Assigned, InProgress, Delayed, Resolved, Closed, Refused, Duplicate}, ""},
-	ActRate:     {[]Status{Closed}, ""},
+	ActRate:     {[]Status{Closed}, ""}, // unsatisfied: back to in_progress, once
 }
 
 // next checks that action may happen in status and returns the status after it.

@@ -55,7 +55,10 @@ func (s *Service) Register(r *command.Registry) {
 	r.Own(Coll)
 	keys := command.ArgKey(Coll, "incidentId")
 	r.Register(CmdReport, command.Handler{Apply: s.applyReport, Keys: keys})
-	r.Register(CmdAccept, command.Handler{Apply: s.applyAccept, Keys: keys})
+	for _, act := range []Action{ActAccept, ActAssign, ActStart, ActResolve, ActVerify, ActReopen, ActEscalate,
+		ActRefuse, ActDelayReq, ActDelayOK, ActMerge, ActComment, ActRate} {
+		r.Register("incident."+string(act), command.Handler{Apply: s.applyMove(act), Keys: keys})
+	}
 	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: command.ArgKey(Coll, "id")})
 }
 
@@ -280,49 +283,6 @@ func (s *Service) applyReport(tx *command.Tx, c *command.Command) error {
 	}
 	inc.History = []HistoryEntry{{At: now, By: a.UserID, Device: a.DeviceID, Action: string(ActReport), To: Reported, Unit: owner}}
 	return s.put(tx, inc, "incident.reported")
-}
-
-// AcceptArgs are the arguments of incident.accept.
-type AcceptArgs struct {
-	IncidentID string `json:"incidentId"`
-	Note       string `json:"note"`
-}
-
-func (s *Service) applyAccept(tx *command.Tx, c *command.Command) error {
-	var aa AcceptArgs
-	if err := json.Unmarshal(c.Args, &aa); err != nil || !validID(aa.IncidentID) {
-		return fault.New(fault.Invalid, "invalid_args", "incidentId must be a UUIDv7")
-	}
-	if utf8.RuneCountInString(aa.Note) > MaxDescription {
-		return fault.New(fault.Invalid, "invalid_args", "note: at most 2000 characters")
-	}
-	inc, err := s.load(tx, c.Actor, aa.IncidentID)
-	if err != nil {
-		return err
-	}
-	a := c.Actor
-	// A dispatcher accepts what its own unit owns; supervisors and leaders above may
-	// take over anything in their subtree (督办).
-	allowed := a.System || (a.Has(org.RoleDispatcher) && a.UnitID == inc.UnitID) ||
-		(a.Has(org.RoleSupervisor, org.RoleLeader) && a.Sees(inc.UnitID))
-	if !allowed {
-		return fault.New(fault.Forbidden, "forbidden", "only the owning unit's dispatcher or a supervisor above can accept this incident")
-	}
-	to, err := next(inc.Status, ActAccept)
-	if err != nil {
-		return err
-	}
-	now := tx.Now()
-	inc.History = append(inc.History, HistoryEntry{At: now, By: a.UserID, Device: a.DeviceID, Action: string(ActAccept), From: inc.Status, To: to, Reason: aa.Note, Unit: inc.UnitID})
-	inc.Status = to
-	// 首问负责制: whoever first accepts is the first-inquiry owner for good.
-	if inc.FirstOwnerID == "" {
-		inc.FirstOwnerID = a.UserID
-	}
-	inc.DueAt = s.dueAfterAccept(inc, now)
-	inc.UpdatedAt = now
-	inc.Version++
-	return s.put(tx, inc, "incident.accepted")
 }
 
 // dueAfterAccept applies 限时办结: 1 working day, 3 for special categories. Items handed

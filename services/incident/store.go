@@ -41,6 +41,19 @@ type doc struct {
 	ClosedAt     *time.Time   `bson:"closedAt,omitempty"`
 	Version      int64        `bson:"version"`
 	History      []historyDoc `bson:"history"`
+
+	Result           string        `bson:"result,omitempty"`
+	ResultPhotos     []string      `bson:"resultPhotos,omitempty"`
+	ResolvedAt       *time.Time    `bson:"resolvedAt,omitempty"`
+	Refusal          *Refusal      `bson:"refusal,omitempty"`
+	PendingDelay     *DelayRequest `bson:"pendingDelay,omitempty"`
+	Delays           []Delay       `bson:"delays,omitempty"`
+	DuplicateOf      string        `bson:"duplicateOf,omitempty"`
+	Rating           *Rating       `bson:"rating,omitempty"`
+	Comments         []Comment     `bson:"comments,omitempty"`
+	Reopens          int           `bson:"reopens,omitempty"`
+	ReopenedByRating bool          `bson:"reopenedByRating,omitempty"`
+	Escalations      int           `bson:"escalations,omitempty"`
 }
 
 type historyDoc struct {
@@ -62,6 +75,9 @@ func toDoc(i *Incident, key, path string) doc {
 		Urgent: i.Urgent, Special: i.Special, Source: i.Source, ReporterID: i.ReporterID,
 		FirstOwnerID: i.FirstOwnerID, AssigneeID: i.AssigneeID, DueAt: i.DueAt, Overdue: i.Overdue,
 		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt, ClosedAt: i.ClosedAt, Version: i.Version,
+		Result: i.Result, ResultPhotos: i.ResultPhotos, ResolvedAt: i.ResolvedAt, Refusal: i.Refusal,
+		PendingDelay: i.PendingDelay, Delays: i.Delays, DuplicateOf: i.DuplicateOf, Rating: i.Rating, Comments: i.Comments,
+		Reopens: i.Reopens, ReopenedByRating: i.ReopenedByRating, Escalations: i.Escalations,
 	}
 	if d.Photos == nil {
 		d.Photos = []string{}
@@ -84,6 +100,9 @@ func fromDoc(d doc) *Incident {
 		ReporterID: d.ReporterID, FirstOwnerID: d.FirstOwnerID, AssigneeID: d.AssigneeID,
 		DueAt: utc(d.DueAt), Overdue: d.Overdue, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		ClosedAt: utc(d.ClosedAt), Version: d.Version,
+		Result: d.Result, ResultPhotos: d.ResultPhotos, ResolvedAt: utc(d.ResolvedAt), Refusal: d.Refusal,
+		PendingDelay: d.PendingDelay, Delays: d.Delays, DuplicateOf: d.DuplicateOf, Rating: d.Rating, Comments: d.Comments,
+		Reopens: d.Reopens, ReopenedByRating: d.ReopenedByRating, Escalations: d.Escalations,
 	}
 	if i.Photos == nil {
 		i.Photos = []string{}

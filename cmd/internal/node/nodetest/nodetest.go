@@ -175,7 +175,7 @@ type User struct {
 }
 
 // Users of the fixture org: worker1..8 in grids A1..A8, workerb in B1, dispatcher
-// of A and of B, street/district supervisors, discipline, admin.
+// of A and of B, a handler in A, street/district/city supervisors, discipline, admin.
 func Users(grids int) []User {
 	us := []User{}
 	for i := 1; i <= grids; i++ {
@@ -185,8 +185,10 @@ func Users(grids int) []User {
 		User{"workerb", GridB1, []string{org.RoleGridManager}},
 		User{"dispatcher", CommunityA, []string{org.RoleDispatcher}},
 		User{"dispatcherb", CommunityB, []string{org.RoleDispatcher}},
+		User{"handler", CommunityA, []string{org.RoleHandler}},
 		User{"street", Street, []string{org.RoleSupervisor, org.RoleLeader}},
 		User{"district", District, []string{org.RoleSupervisor, org.RoleLeader}},
+		User{"city", City, []string{org.RoleSupervisor, org.RoleLeader}},
 		User{"discipline", District, []string{org.RoleDiscipline}},
 		User{"admin", City, []string{org.RoleAdmin}},
 	)
