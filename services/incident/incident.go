@@ -88,6 +88,10 @@ type Incident struct {
 	Reopens          int           `json:"reopenCount"`
 	ReopenedByRating bool          `json:"reopenedByRating,omitempty"`
 	Escalations      int           `json:"escalations"`
+
+	// key is the partition key the incident was stored under: its writer for life,
+	// even when escalation moves it to a unit of another community.
+	key string
 }
 
 // Refusal is a refused incident's filing (否定报备): the reason, who refused, and

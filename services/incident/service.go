@@ -23,6 +23,8 @@ const (
 	CmdAccept = "incident.accept"
 	// CmdImport records a historical incident (demo seed, migrations); system only.
 	CmdImport = "incident.import"
+	// CmdRoute is the router's decision on a reported item; system only.
+	CmdRoute = "incident.route"
 )
 
 // Service holds the incident rules and their inputs.
@@ -30,6 +32,7 @@ type Service struct {
 	store    *Store
 	feed     *command.Feed
 	catalog  atomic.Pointer[Catalog]
+	matrix   atomic.Pointer[Matrix]
 	calendar atomic.Pointer[workday.Calendar]
 
 	// routes is the global table of which partition owns each incident id: a report
@@ -40,9 +43,10 @@ type Service struct {
 }
 
 // NewService returns the incident service.
-func NewService(store *Store, feed *command.Feed, routes *command.Routes, cat *Catalog, cal *workday.Calendar) *Service {
+func NewService(store *Store, feed *command.Feed, routes *command.Routes, cat *Catalog, m *Matrix, cal *workday.Calendar) *Service {
 	s := &Service{store: store, feed: feed, routes: routes}
 	s.catalog.Store(cat)
+	s.matrix.Store(m)
 	s.calendar.Store(cal)
 	return s
 }
@@ -60,6 +64,7 @@ func (s *Service) Register(r *command.Registry) {
 		r.Register("incident."+string(act), command.Handler{Apply: s.applyMove(act), Keys: keys})
 	}
 	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: command.ArgKey(Coll, "id")})
+	r.Register(CmdRoute, command.Handler{Apply: s.applyRoute, Keys: keys})
 }
 
 // Get returns one incident if the actor may see it. An incident outside the actor's
@@ -344,7 +349,10 @@ func (s *Service) load(tx *command.Tx, a org.Actor, id string) (*Incident, error
 func (s *Service) put(tx *command.Tx, inc *Incident, event string) error {
 	scope := inc.ScopeUnit()
 	path := org.PathSubject(scope)
-	key := org.PartitionKey(scope)
+	key := inc.key
+	if key == "" {
+		key = org.PartitionKey(scope)
+	}
 	if err := tx.Put(command.Record{Coll: Coll, ID: inc.ID, Version: inc.Version, Path: path, Doc: toDoc(inc, key, path), Wire: inc.Wire()}); err != nil {
 		return err
 	}

@@ -103,6 +103,7 @@ func fromDoc(d doc) *Incident {
 		Result: d.Result, ResultPhotos: d.ResultPhotos, ResolvedAt: utc(d.ResolvedAt), Refusal: d.Refusal,
 		PendingDelay: d.PendingDelay, Delays: d.Delays, DuplicateOf: d.DuplicateOf, Rating: d.Rating, Comments: d.Comments,
 		Reopens: d.Reopens, ReopenedByRating: d.ReopenedByRating, Escalations: d.Escalations,
+		key: d.Key,
 	}
 	if i.Photos == nil {
 		i.Photos = []string{}

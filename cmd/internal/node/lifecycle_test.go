@@ -384,7 +384,7 @@ func TestResolveOnTheSpot(t *testing.T) {
 		if level == 1 && gridCat == "" {
 			gridCat = code
 		}
-		if level > 1 && higherCat == "" {
+		if level == 2 && higherCat == "" { // above the grid, and not routed away from the community
 			higherCat = code
 		}
 	}

@@ -141,6 +141,12 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 			return float64(t)
 		}))
 	}
+	if cfg.HasRole("applier") {
+		router := &incident.Router{JS: n.JS, Names: n.Names, Bus: n.Bus, Svc: n.Incidents, Log: log}
+		if err := router.Run(runCtx); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.HasRole("notifier") {
 		if err := n.startPoker(ctx, runCtx, o); err != nil {
 			return nil, err
@@ -243,6 +249,10 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	matrix, err := loadMatrix(cat)
+	if err != nil {
+		return err
+	}
 	cal, err := loadCalendar()
 	if err != nil {
 		return err
@@ -258,7 +268,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, routes, cat, cal)
+	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, routes, cat, matrix, cal)
 	n.Incidents.Register(n.Registry)
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
@@ -321,6 +331,14 @@ func loadCatalog() (*incident.Catalog, error) {
 		return nil, err
 	}
 	return incident.ParseCatalog(data)
+}
+
+func loadMatrix(cat *incident.Catalog) (*incident.Matrix, error) {
+	data, err := schemas.Files.ReadFile("capabilities.json")
+	if err != nil {
+		return nil, err
+	}
+	return incident.ParseMatrix(data, cat)
 }
 
 func loadCalendar() (*workday.Calendar, error) {

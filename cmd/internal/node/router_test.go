@@ -1,0 +1,97 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// routedEvents collects the router's decisions about one incident.
+func routedEvents(t *testing.T, h *nodetest.Harness, id string) []incident.Routed {
+	t.Helper()
+	ctx := context.Background()
+	s, err := h.Node.JS.Stream(ctx, h.Node.Names.EvtStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.Node.Names.EvtSubject("incident.routed", ">")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []incident.Routed
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev command.Event
+			var r incident.Routed
+			if json.Unmarshal(m.Data(), &ev) == nil && json.Unmarshal(ev.Data, &r) == nil && r.IncidentID == id {
+				out = append(out, r)
+			}
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// The router passes an item up one level at a time until a level that can resolve
+// its category holds it (the capability matrix), and queues an item its owner can
+// resolve where it is; each pass is in the history.
+func TestRouterPassesUpByCategory(t *testing.T) {
+	h, p := startLifecycle(t, nil)
+	high := report(t, p.worker, "place.illegal_building") // districts handle it (level 4)
+	local := report(t, p.worker, "place.sanitation")      // the community can
+	var inc incident.Incident
+	waitFor(t, "the router to pass the item up to the district", func() bool {
+		inc = getIncident(t, p.district, high)
+		return inc.UnitID == nodetest.District
+	})
+	if inc.Level != 4 || inc.Status != incident.Reported || inc.Escalations != 2 {
+		t.Errorf("routed item: level %d status %s escalations %d", inc.Level, inc.Status, inc.Escalations)
+	}
+	var routes []incident.HistoryEntry
+	for _, e := range inc.History {
+		if e.Action == "route" {
+			routes = append(routes, e)
+		}
+	}
+	if len(routes) != 2 || routes[0].Unit != nodetest.Street || routes[1].Unit != nodetest.District || routes[0].By != "system:router" {
+		t.Errorf("route history: %+v", routes)
+	}
+	var got []incident.Routed
+	waitFor(t, "the router's decisions", func() bool {
+		got = routedEvents(t, h, high)
+		return len(got) == 3
+	})
+	want := []string{incident.RoutedUp, incident.RoutedUp, incident.RoutedQueue}
+	for i, r := range got {
+		if r.Decision != want[i] || r.Target != 4 {
+			t.Errorf("decision %d: %+v", i, r)
+		}
+	}
+	if got[2].UnitID != nodetest.District {
+		t.Errorf("queued at %s", got[2].UnitID)
+	}
+	waitFor(t, "the local item's decision", func() bool { return len(routedEvents(t, h, local)) == 1 })
+	if r := routedEvents(t, h, local)[0]; r.Decision != incident.RoutedQueue || r.UnitID != nodetest.CommunityA {
+		t.Errorf("local item: %+v", r)
+	}
+	if inc := getIncident(t, p.dispatcher, local); inc.Version != 1 || inc.UnitID != nodetest.CommunityA {
+		t.Errorf("a queued item is not rewritten: version %d unit %s", inc.Version, inc.UnitID)
+	}
+	// The district can now accept it; the community dispatcher no longer can.
+	if st, code := move(t, p.dispatcher, "accept", map[string]any{"incidentId": high}); code != "forbidden" {
+		t.Errorf("community accepts a district item: %s %s", st, code)
+	}
+	mustMove(t, p.district, "accept", map[string]any{"incidentId": high})
+}
