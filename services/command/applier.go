@@ -833,6 +833,9 @@ func (a *Applier) publish(ctx context.Context, j *journalDoc) error {
 			if o.TTL > 0 {
 				opts = append(opts, jetstream.WithMsgTTL(time.Duration(o.TTL)))
 			}
+			if o.Target != "" {
+				opts = append(opts, jetstream.WithScheduleAt(time.Unix(0, o.At)), jetstream.WithScheduleTarget(o.Target))
+			}
 			f, err := a.js.PublishMsgAsync(m, opts...)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", o.Subject, err)

@@ -105,6 +105,16 @@ func (n Names) EvtStream() string { return n.Prefix + "_EVT" }
 func (n Names) ChgStream() string { return n.Prefix + "_CHG" }
 func (n Names) ResStream() string { return n.Prefix + "_RES" }
 func (n Names) JrnStream() string { return n.Prefix + "_JRN" }
+func (n Names) TmrStream() string { return n.Prefix + "_TMR" }
+
+// SchedSubject holds the schedule of the timer name (one message per timer).
+func (n Names) SchedSubject(name string) string { return n.Prefix + ".sched." + name }
+
+// TimerSubject is where the timer name fires.
+func (n Names) TimerSubject(name string) string { return n.Prefix + ".timer." + name }
+
+// TimerFilter matches every fired timer.
+func (n Names) TimerFilter() string { return n.Prefix + ".timer.>" }
 
 // JrnSubject is where partition p's applier commits its journals.
 func (n Names) JrnSubject(p int) string { return n.Prefix + ".jrn." + strconv.Itoa(p) }

@@ -58,6 +58,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		AllowDirect:       true,
 		Duplicates:        o.Dedup,
 	}, {
+		Name:        n.TmrStream(),
+		Description: "timers: one JetStream message schedule per timer, and the timers as they fire",
+		Subjects:    []string{n.Prefix + ".sched.>", n.Prefix + ".timer.>"},
+		// One message per subject: a new schedule replaces the timer's old one, a plain
+		// message cancels it, and only a timer's last firing is kept.
+		MaxMsgsPerSubject: 1,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		Duplicates:        o.Dedup,
+	}, {
 		Name:              n.ResStream(),
 		Description:       "outcome of every command, kept for the tombstone horizon",
 		Subjects:          []string{n.Prefix + ".res.>"},

@@ -84,8 +84,12 @@ type outMsg struct {
 	Subject string `bson:"subject"`
 	MsgID   string `bson:"msgId"`
 	Data    []byte `bson:"data"`
-	TTL     int64  `bson:"ttl,omitempty"` // nanoseconds; tombstones only
+	TTL     int64  `bson:"ttl,omitempty"` // nanoseconds; tombstones and cancelled timers
 	Stage   int    `bson:"stage"`         // 0 records and events, 1 outcomes (after 0)
+	// At (unix nanoseconds) and Target make a JetStream message schedule: the server
+	// publishes Data to Target at At (timers).
+	At     int64  `bson:"at,omitempty"`
+	Target string `bson:"target,omitempty"`
 }
 
 // Tx is what a handler sees: reads through the partition's cache, staged writes,
@@ -214,6 +218,36 @@ func (tx *Tx) tombstone(path, coll, id string, version int64) {
 		MsgID:   fmt.Sprintf("del:%s:%s:%d:%s", coll, id, version, path),
 		Data:    ch,
 		TTL:     int64(tx.a.opt.Horizon),
+	})
+}
+
+// Schedule sets the timer name to fire at at with data: the stream of timers delivers
+// data on the timer's subject then (TimerSubject), where a consumer acts on it. Setting
+// a timer again replaces it. It is published with the batch, so it survives a crash
+// like the records it belongs to.
+func (tx *Tx) Schedule(name string, at time.Time, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fault.Wrap(err, "encode timer")
+	}
+	tx.curOut = append(tx.curOut, outMsg{
+		Subject: tx.names.SchedSubject(name),
+		MsgID:   "sched:" + tx.cmd.ID + ":" + name,
+		Data:    raw,
+		At:      at.UnixNano(),
+		Target:  tx.names.TimerSubject(name),
+	})
+	return nil
+}
+
+// Unschedule cancels the timer name: a plain message replaces its schedule (the
+// stream keeps one message per timer) and expires soon after.
+func (tx *Tx) Unschedule(name string) {
+	tx.curOut = append(tx.curOut, outMsg{
+		Subject: tx.names.SchedSubject(name),
+		MsgID:   "unsched:" + tx.cmd.ID + ":" + name,
+		Data:    []byte("cancelled"),
+		TTL:     int64(time.Minute),
 	})
 }
 

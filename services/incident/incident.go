@@ -50,30 +50,33 @@ type HistoryEntry struct {
 // Incident is the record. Its JSON form is the binding wire format of
 // SYNC-PROTOCOL.md ("Records as they arrive").
 type Incident struct {
-	ID           string         `json:"id"`
-	Status       Status         `json:"status"`
-	Level        int            `json:"level"`
-	UnitID       string         `json:"unitId"`
-	GridID       string         `json:"gridId"`
-	Category     string         `json:"category"`
-	Description  string         `json:"description"`
-	Location     Point          `json:"location"`
-	Address      string         `json:"address,omitempty"`
-	Photos       []string       `json:"photos"`
-	Urgent       bool           `json:"urgent"`
-	Special      bool           `json:"special"`
-	Source       string         `json:"source"`
-	Requester    *Requester     `json:"requester,omitempty"`
-	ReporterID   string         `json:"reporterId"`
-	FirstOwnerID string         `json:"firstOwnerId"`
-	AssigneeID   string         `json:"assigneeId"`
-	DueAt        *time.Time     `json:"dueAt"`
-	Overdue      bool           `json:"overdue"`
-	CreatedAt    time.Time      `json:"createdAt"`
-	UpdatedAt    time.Time      `json:"updatedAt"`
-	ClosedAt     *time.Time     `json:"closedAt,omitempty"`
-	Version      int64          `json:"version"`
-	History      []HistoryEntry `json:"history"`
+	ID           string     `json:"id"`
+	Status       Status     `json:"status"`
+	Level        int        `json:"level"`
+	UnitID       string     `json:"unitId"`
+	GridID       string     `json:"gridId"`
+	Category     string     `json:"category"`
+	Description  string     `json:"description"`
+	Location     Point      `json:"location"`
+	Address      string     `json:"address,omitempty"`
+	Photos       []string   `json:"photos"`
+	Urgent       bool       `json:"urgent"`
+	Special      bool       `json:"special"`
+	Source       string     `json:"source"`
+	Requester    *Requester `json:"requester,omitempty"`
+	ReporterID   string     `json:"reporterId"`
+	FirstOwnerID string     `json:"firstOwnerId"`
+	AssigneeID   string     `json:"assigneeId"`
+	DueAt        *time.Time `json:"dueAt"`
+	// AcceptBy is when a reported item must be accepted (or refused, or passed up) by
+	// its owning unit: 1 working day after it arrived there, an hour when urgent.
+	AcceptBy  *time.Time     `json:"acceptBy,omitempty"`
+	Overdue   bool           `json:"overdue"`
+	CreatedAt time.Time      `json:"createdAt"`
+	UpdatedAt time.Time      `json:"updatedAt"`
+	ClosedAt  *time.Time     `json:"closedAt,omitempty"`
+	Version   int64          `json:"version"`
+	History   []HistoryEntry `json:"history"`
 
 	// The outcome of the moves after the report.
 	Result           string        `json:"result,omitempty"`
@@ -92,6 +95,9 @@ type Incident struct {
 	// key is the partition key the incident was stored under: its writer for life,
 	// even when escalation moves it to a unit of another community.
 	key string
+	// timers are the deadlines scheduled for the incident as stored, so a write can
+	// tell which of them changed.
+	timers deadlines
 }
 
 // Refusal is a refused incident's filing (否定报备): the reason, who refused, and

@@ -171,6 +171,7 @@ func (s *Service) doAccept(tx *command.Tx, c *command.Command, inc *Incident, m 
 		inc.FirstOwnerID = c.Actor.UserID
 	}
 	inc.DueAt = s.dueAfterAccept(inc, tx.Now())
+	inc.AcceptBy, inc.Overdue = nil, false
 	return to, m.Note, nil
 }
 
@@ -243,13 +244,14 @@ func (s *Service) doReopen(_ *command.Tx, _ *command.Command, inc *Incident, m *
 	return to, m.Reason, nil
 }
 
-func (s *Service) doEscalate(_ *command.Tx, _ *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {
+func (s *Service) doEscalate(tx *command.Tx, _ *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {
 	if err := required("reason", m.Reason); err != nil {
 		return "", "", err
 	}
 	if err := escalate(inc); err != nil {
 		return "", "", err
 	}
+	s.arrive(inc, tx.Now())
 	return to, m.Reason, nil
 }
 
@@ -319,7 +321,7 @@ func (s *Service) doRequestDelay(tx *command.Tx, c *command.Command, inc *Incide
 	if utf8.RuneCountInString(contact) > 200 {
 		return "", "", fault.New(fault.Invalid, "invalid_args", "requesterContact: at most 200 characters")
 	}
-	due := m.DueAt.UTC()
+	due := m.DueAt.UTC().Truncate(time.Millisecond)
 	inc.PendingDelay = &DelayRequest{Reason: strings.TrimSpace(m.Reason), By: c.Actor.UserID, At: now, DueAt: due, RequesterContact: contact}
 	return to, inc.PendingDelay.Reason, nil
 }
@@ -337,7 +339,7 @@ func (s *Service) doApproveDelay(tx *command.Tx, c *command.Command, inc *Incide
 		if !m.DueAt.After(now) {
 			return "", "", fault.New(fault.Invalid, "invalid_args", "dueAt: the granted due time must be later than now")
 		}
-		p.DueAt = m.DueAt.UTC()
+		p.DueAt = m.DueAt.UTC().Truncate(time.Millisecond)
 	}
 	inc.PendingDelay = nil
 	if !*m.Approved {

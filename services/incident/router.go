@@ -65,6 +65,7 @@ func (s *Service) applyRoute(tx *command.Tx, c *command.Command) error {
 			return err
 		}
 		now := tx.Now()
+		s.arrive(inc, now)
 		r.Decision = RoutedUp
 		inc.History = append(inc.History, HistoryEntry{At: now, By: c.Actor.UserID, Action: "route", From: Reported, To: Reported,
 			Reason: fmt.Sprintf("category %s is handled from level %d: passed up from %s", inc.Category, target, r.From), Unit: inc.UnitID})

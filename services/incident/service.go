@@ -33,6 +33,7 @@ type Service struct {
 	feed     *command.Feed
 	catalog  atomic.Pointer[Catalog]
 	matrix   atomic.Pointer[Matrix]
+	sla      atomic.Pointer[SLAOptions]
 	calendar atomic.Pointer[workday.Calendar]
 
 	// routes is the global table of which partition owns each incident id: a report
@@ -47,9 +48,13 @@ func NewService(store *Store, feed *command.Feed, routes *command.Routes, cat *C
 	s := &Service{store: store, feed: feed, routes: routes}
 	s.catalog.Store(cat)
 	s.matrix.Store(m)
+	s.sla.Store(&SLAOptions{WarnBefore: 2 * time.Hour, UrgentAccept: time.Hour})
 	s.calendar.Store(cal)
 	return s
 }
+
+// SetSLA replaces the deadline settings.
+func (s *Service) SetSLA(o SLAOptions) { s.sla.Store(&o) }
 
 // Catalog returns the current categories.
 func (s *Service) Catalog() *Catalog { return s.catalog.Load() }
@@ -65,6 +70,7 @@ func (s *Service) Register(r *command.Registry) {
 	}
 	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: command.ArgKey(Coll, "id")})
 	r.Register(CmdRoute, command.Handler{Apply: s.applyRoute, Keys: keys})
+	r.Register(CmdSLA, command.Handler{Apply: s.applySLA, Keys: keys})
 }
 
 // Get returns one incident if the actor may see it. An incident outside the actor's
@@ -287,6 +293,7 @@ func (s *Service) applyReport(tx *command.Tx, c *command.Command) error {
 		inc.Photos = []string{}
 	}
 	inc.History = []HistoryEntry{{At: now, By: a.UserID, Device: a.DeviceID, Action: string(ActReport), To: Reported, Unit: owner}}
+	s.arrive(inc, now)
 	return s.put(tx, inc, "incident.reported")
 }
 
@@ -307,7 +314,7 @@ func (s *Service) dueAfterAccept(inc *Incident, now time.Time) *time.Time {
 	} else if err != nil {
 		return nil
 	}
-	due = due.UTC()
+	due = due.UTC().Truncate(time.Millisecond)
 	return &due
 }
 
@@ -358,6 +365,9 @@ func (s *Service) put(tx *command.Tx, inc *Incident, event string) error {
 	}
 	for _, p := range inc.Photos {
 		tx.Reference(p, inc.ID, scope)
+	}
+	if err := s.syncTimers(tx, inc); err != nil {
+		return err
 	}
 	if event == "" {
 		return nil

@@ -35,6 +35,7 @@ type doc struct {
 	FirstOwnerID string       `bson:"firstOwnerId,omitempty"`
 	AssigneeID   string       `bson:"assigneeId,omitempty"`
 	DueAt        *time.Time   `bson:"dueAt,omitempty"`
+	AcceptBy     *time.Time   `bson:"acceptBy,omitempty"`
 	Overdue      bool         `bson:"overdue"`
 	CreatedAt    time.Time    `bson:"createdAt"`
 	UpdatedAt    time.Time    `bson:"updatedAt"`
@@ -73,7 +74,7 @@ func toDoc(i *Incident, key, path string) doc {
 		GridID: i.GridID, Category: i.Category, Description: i.Description,
 		Lat: i.Location.Lat, Lng: i.Location.Lng, Address: i.Address, Photos: i.Photos,
 		Urgent: i.Urgent, Special: i.Special, Source: i.Source, ReporterID: i.ReporterID,
-		FirstOwnerID: i.FirstOwnerID, AssigneeID: i.AssigneeID, DueAt: i.DueAt, Overdue: i.Overdue,
+		FirstOwnerID: i.FirstOwnerID, AssigneeID: i.AssigneeID, DueAt: i.DueAt, AcceptBy: i.AcceptBy, Overdue: i.Overdue,
 		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt, ClosedAt: i.ClosedAt, Version: i.Version,
 		Result: i.Result, ResultPhotos: i.ResultPhotos, ResolvedAt: i.ResolvedAt, Refusal: i.Refusal,
 		PendingDelay: i.PendingDelay, Delays: i.Delays, DuplicateOf: i.DuplicateOf, Rating: i.Rating, Comments: i.Comments,
@@ -103,7 +104,7 @@ func fromDoc(d doc) *Incident {
 		Result: d.Result, ResultPhotos: d.ResultPhotos, ResolvedAt: utc(d.ResolvedAt), Refusal: d.Refusal,
 		PendingDelay: d.PendingDelay, Delays: d.Delays, DuplicateOf: d.DuplicateOf, Rating: d.Rating, Comments: d.Comments,
 		Reopens: d.Reopens, ReopenedByRating: d.ReopenedByRating, Escalations: d.Escalations,
-		key: d.Key,
+		key: d.Key, AcceptBy: utc(d.AcceptBy),
 	}
 	if i.Photos == nil {
 		i.Photos = []string{}
@@ -115,6 +116,7 @@ func fromDoc(d doc) *Incident {
 	for k, h := range d.History {
 		i.History[k] = HistoryEntry{At: h.At.UTC(), By: h.By, Device: h.Device, Action: h.Action, From: Status(h.From), To: Status(h.To), Reason: h.Reason, Unit: h.Unit}
 	}
+	i.timers = i.deadlines()
 	return i
 }
 

@@ -40,6 +40,8 @@ type Config struct {
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
 	MaxOffline     time.Duration `env:"GRID_MAX_OFFLINE" default:"168h" help:"how far back a queued mutation's clientTime is believed when judging it by its author's unit then"`
 	PokeInterval   time.Duration `env:"GRID_POKE_INTERVAL" default:"2s" help:"least time between two sync pokes to one device (bursts are coalesced)"`
+	DueWarning     time.Duration `env:"GRID_DUE_WARNING" default:"2h" help:"how long before an item's due time the due-soon warning fires (0 for none)"`
+	UrgentAccept   time.Duration `env:"GRID_URGENT_ACCEPT" default:"1h" help:"how soon an urgent item must be accepted before it is passed up"`
 	FCMCredentials string        `env:"GRID_FCM_CREDENTIALS" secret:"true" help:"Firebase service account key (JSON file) for pushes; empty writes pushes to the log instead (local outbox)"`
 	FCMProject     string        `env:"GRID_FCM_PROJECT" help:"Firebase project id; empty takes the one in the credentials"`
 	FCMEndpoint    string        `env:"GRID_FCM_ENDPOINT" help:"FCM endpoint to use instead of Google's (a proxy in a closed network)"`

@@ -146,6 +146,10 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		if err := router.Run(runCtx); err != nil {
 			return nil, err
 		}
+		timers := &incident.Timers{JS: n.JS, Names: n.Names, Bus: n.Bus, Svc: n.Incidents, Log: log}
+		if err := timers.Run(runCtx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HasRole("notifier") {
 		if err := n.startPoker(ctx, runCtx, o); err != nil {
@@ -269,6 +273,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 		return fmt.Errorf("routes: %w", err)
 	}
 	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, routes, cat, matrix, cal)
+	n.Incidents.SetSLA(incident.SLAOptions{WarnBefore: cfg.DueWarning, UrgentAccept: cfg.UrgentAccept})
 	n.Incidents.Register(n.Registry)
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
