@@ -2,14 +2,17 @@ package mobileapi
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
 func (s *server) healthz(c *fiber.Ctx) error {
@@ -104,6 +107,44 @@ func (s *server) getIncident(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(inc)
+}
+
+// listIncidents is the dispatcher's list: GET /v1/incidents?status=&category=&level=
+// &overdue=&unit=&sort=&limit=&cursor=.
+func (s *server) listIncidents(c *fiber.Ctx) error {
+	q := incident.ListQuery{Unit: strings.Clone(c.Query("unit")), Category: strings.Clone(c.Query("category")),
+		Sort: strings.Clone(c.Query("sort")), Cursor: strings.Clone(c.Query("cursor"))}
+	f := fault.Fields{}
+	if v := c.Query("status"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			q.Statuses = append(q.Statuses, incident.Status(strings.Clone(st)))
+		}
+	}
+	for name, dst := range map[string]*int{"level": &q.Level, "limit": &q.Limit} {
+		if v := c.Query(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				f.Add(name, "a whole number")
+			}
+			*dst = n
+		}
+	}
+	switch v := c.Query("overdue"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		q.Overdue = &b
+	default:
+		f.Add("overdue", "true or false")
+	}
+	if err := f.Err("invalid_request", "invalid list query"); err != nil {
+		return err
+	}
+	page, err := s.Incidents.List(c.UserContext(), actorOf(c), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
 }
 
 func (s *server) units(c *fiber.Ctx) error {

@@ -128,6 +128,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Post("/sync/pull", s.pull)
 	authed.Get("/sync/events", s.events)
 	authed.Get("/categories", s.categories)
+	authed.Get("/incidents", s.listIncidents)
 	authed.Get("/incidents/:id", s.getIncident)
 	authed.Get("/units", s.units)
 	authed.Get("/conflicts", s.conflicts)
