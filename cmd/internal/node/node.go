@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -111,6 +113,9 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	if err := n.buildServices(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := n.indexIDs(ctx); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -219,6 +224,28 @@ func (n *Node) openDatabase(ctx context.Context) error {
 	}
 	n.DB = mc.Database(n.Cfg.MongoDB)
 	return nil
+}
+
+// indexIDs gives the embedded FerretDB on SQLite an index for lookups by _id on every
+// collection the write path updates (see ferret.IndexIDs); the collections are created
+// first, so the index is there before the first update.
+func (n *Node) indexIDs(ctx context.Context) error {
+	if n.ferret == nil || n.Cfg.PostgreURL != "" {
+		return nil
+	}
+	colls := n.Registry.Collections()
+	existing, err := n.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, c := range colls {
+		if !slices.Contains(existing, c) {
+			if err := n.DB.CreateCollection(ctx, c); err != nil {
+				return fmt.Errorf("create %s: %w", c, err)
+			}
+		}
+	}
+	return ferret.IndexIDs(ctx, filepath.Join(n.Cfg.DataDir, "ferretdb"), n.Cfg.MongoDB, colls)
 }
 
 func (n *Node) openBroker(ctx context.Context) error {
