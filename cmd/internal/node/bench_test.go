@@ -26,7 +26,7 @@ import (
 // messages, and raw InsertMany of the same incident documents. Every figure is the
 // median of 5 runs (this machine is noisy). Run with `make bench`.
 
-const benchRuns = 1
+const benchRuns = 5
 
 // pushLoad is how many handsets push how many reports, in batches of what size.
 type pushLoad struct {
