@@ -436,8 +436,10 @@ func (f *fleetRun) reassignMidRun(start time.Time) {
 }
 
 // converge syncs every handset on a good network until its queue is empty and its
-// last pull had nothing more, then once more each, so that every replica also holds
-// what the others pushed last.
+// last pull had nothing more; then again, round after round, until a round in which
+// no handset pulled anything: every replica then also holds what the others pushed
+// last, and what the server changed on its own after them (the router passing items
+// up, duplicate flags), which a real handset would learn on its next poke.
 func (f *fleetRun) converge() {
 	f.setPhase("converge")
 	for _, d := range f.devices {
@@ -445,11 +447,19 @@ func (f *fleetRun) converge() {
 		d.tr.offline.Store(false)
 	}
 	deadline := time.Now().Add(convergeFor)
-	for range 2 {
+	for round := 0; round < 20; round++ {
+		var pulled atomic.Int64
 		_ = forEach(f.devices, 32, func(d *device) error {
-			d.drainErr = syncUntilDone(d.hs, deadline, f.stats.countSync)
+			d.drainErr = syncUntilDone(d.hs, deadline, func(r handset.Report, err error) {
+				pulled.Add(int64(r.Pulled))
+				f.stats.countSync(r, err)
+			})
 			return nil
 		})
+		if round > 0 && pulled.Load() == 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond) // let the server's own follow-ups land
 	}
 }
 

@@ -79,18 +79,21 @@ type Incident struct {
 	History   []HistoryEntry `json:"history"`
 
 	// The outcome of the moves after the report.
-	Result           string        `json:"result,omitempty"`
-	ResultPhotos     []string      `json:"resultPhotos,omitempty"`
-	ResolvedAt       *time.Time    `json:"resolvedAt,omitempty"`
-	Refusal          *Refusal      `json:"refusal,omitempty"`
-	PendingDelay     *DelayRequest `json:"pendingDelay,omitempty"`
-	Delays           []Delay       `json:"delays,omitempty"`
-	DuplicateOf      string        `json:"mergedInto,omitempty"`
-	Rating           *Rating       `json:"rating,omitempty"`
-	Comments         []Comment     `json:"comments,omitempty"`
-	Reopens          int           `json:"reopenCount"`
-	ReopenedByRating bool          `json:"reopenedByRating,omitempty"`
-	Escalations      int           `json:"escalations"`
+	Result       string        `json:"result,omitempty"`
+	ResultPhotos []string      `json:"resultPhotos,omitempty"`
+	ResolvedAt   *time.Time    `json:"resolvedAt,omitempty"`
+	Refusal      *Refusal      `json:"refusal,omitempty"`
+	PendingDelay *DelayRequest `json:"pendingDelay,omitempty"`
+	Delays       []Delay       `json:"delays,omitempty"`
+	DuplicateOf  string        `json:"mergedInto,omitempty"`
+	// LikelyDuplicateOf flags, for the dispatcher, open items of the same category
+	// reported within 50 m in the day before this one (nearest first).
+	LikelyDuplicateOf []string  `json:"likelyDuplicateOf,omitempty"`
+	Rating            *Rating   `json:"rating,omitempty"`
+	Comments          []Comment `json:"comments,omitempty"`
+	Reopens           int       `json:"reopenCount"`
+	ReopenedByRating  bool      `json:"reopenedByRating,omitempty"`
+	Escalations       int       `json:"escalations"`
 
 	// key is the partition key the incident was stored under: its writer for life,
 	// even when escalation moves it to a unit of another community.

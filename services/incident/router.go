@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
@@ -25,6 +26,9 @@ type RouteArgs struct {
 	// UnitID is the owner the router saw; a decision about an item that has moved
 	// since is stale and changes nothing.
 	UnitID string `json:"unitId"`
+	// LikelyDuplicates are open items of the same category reported nearby in the
+	// last day (see DupRadius), nearest first; the item is flagged with them.
+	LikelyDuplicates []string `json:"likelyDuplicates,omitempty"`
 }
 
 // Routed is the data of the incident.routed event: the router's decision.
@@ -37,6 +41,8 @@ type Routed struct {
 	Target     int    `json:"target"` // the level the capability matrix asks for
 	Category   string `json:"category"`
 	Urgent     bool   `json:"urgent"`
+	// LikelyDuplicates flags the item for the dispatcher (see RouteArgs).
+	LikelyDuplicates []string `json:"likelyDuplicates,omitempty"`
 }
 
 // applyRoute decides, for a reported item, whether its owning level can resolve it
@@ -57,6 +63,17 @@ func (s *Service) applyRoute(tx *command.Tx, c *command.Command) error {
 	if inc.Status != Reported || inc.UnitID != ra.UnitID {
 		return nil // moved on since the router looked: nothing to decide
 	}
+	rewrite := false
+	if len(ra.LikelyDuplicates) > 0 {
+		dups := ra.LikelyDuplicates[:min(len(ra.LikelyDuplicates), 5)]
+		for _, d := range dups {
+			if !validID(d) {
+				return fault.New(fault.Invalid, "invalid_args", "likelyDuplicates: incident ids")
+			}
+		}
+		inc.LikelyDuplicateOf = dups
+		rewrite = true
+	}
 	target := s.matrix.Load().Target(inc.Category, inc.Level)
 	r := Routed{IncidentID: inc.ID, Decision: RoutedQueue, From: inc.UnitID, Level: inc.Level, Target: target,
 		Category: inc.Category, Urgent: inc.Urgent}
@@ -69,13 +86,17 @@ func (s *Service) applyRoute(tx *command.Tx, c *command.Command) error {
 		r.Decision = RoutedUp
 		inc.History = append(inc.History, HistoryEntry{At: now, By: c.Actor.UserID, Action: "route", From: Reported, To: Reported,
 			Reason: fmt.Sprintf("category %s is handled from level %d: passed up from %s", inc.Category, target, r.From), Unit: inc.UnitID})
-		inc.UpdatedAt = now
+		rewrite = true
+	}
+	if rewrite {
+		inc.UpdatedAt = tx.Now()
 		inc.Version++
 		if err := s.put(tx, inc, ""); err != nil {
 			return err
 		}
 	}
 	r.UnitID, r.Level = inc.UnitID, inc.Level
+	r.LikelyDuplicates = inc.LikelyDuplicateOf
 	return tx.Emit("incident.routed", org.PathSubject(inc.UnitID), r)
 }
 
@@ -88,7 +109,12 @@ type Router struct {
 	Bus   *command.Bus
 	Svc   *Service
 	Log   *slog.Logger
+
+	dups *dupIndex
 }
+
+// events that open or close an item for duplicate flagging.
+var dupOpen, dupClose = "incident.reported", []string{"incident.closed", "incident.refused", "incident.merged"}
 
 // Run consumes until ctx ends; it returns once the consumer is set up.
 func (r *Router) Run(ctx context.Context) error {
@@ -96,16 +122,23 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
+	if err := r.warm(ctx, stream); err != nil {
+		return err
+	}
+	filters := []string{
+		r.Names.EvtSubject("incident.reported", ">"),
+		r.Names.EvtSubject("incident.escalated", ">"),
+		r.Names.EvtSubject("incident.routed", ">"),
+	}
+	for _, typ := range dupClose {
+		filters = append(filters, r.Names.EvtSubject(typ, ">"))
+	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: "router",
-		FilterSubjects: []string{
-			r.Names.EvtSubject("incident.reported", ">"),
-			r.Names.EvtSubject("incident.escalated", ">"),
-			r.Names.EvtSubject("incident.routed", ">"),
-		},
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1000,
+		Durable:        "router",
+		FilterSubjects: filters,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  1000,
 	})
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -128,6 +161,68 @@ func (r *Router) Run(ctx context.Context) error {
 	return nil
 }
 
+// queued publishes the decision to leave an item in its owner's queue.
+func (r *Router) queued(ctx context.Context, ev *command.Event, inc *Incident, target int) error {
+	data, _ := json.Marshal(Routed{IncidentID: inc.ID, Decision: RoutedQueue, From: inc.UnitID, UnitID: inc.UnitID,
+		Level: inc.Level, Target: target, Category: inc.Category, Urgent: inc.Urgent})
+	id := ev.ID + "#routed"
+	out, _ := json.Marshal(command.Event{ID: id, Type: "incident.routed", Command: CmdRoute, Actor: org.SystemActor("router"),
+		At: time.Now().UTC(), Data: data})
+	_, err := r.JS.Publish(ctx, r.Names.EvtSubject("incident.routed", org.PathSubject(inc.UnitID)), out, jetstream.WithMsgID("evt:"+id))
+	return err
+}
+
+// warm rebuilds the index of open reports of the last DupWindow from the events.
+func (r *Router) warm(ctx context.Context, stream jetstream.Stream) error {
+	r.dups = newDupIndex()
+	filters := []string{r.Names.EvtSubject(dupOpen, ">")}
+	for _, typ := range dupClose {
+		filters = append(filters, r.Names.EvtSubject(typ, ">"))
+	}
+	start := time.Now().Add(-DupWindow)
+	c, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters,
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev command.Event
+			if json.Unmarshal(m.Data(), &ev) == nil {
+				r.track(&ev)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// track follows an event in the duplicate index; it returns the incident of a report.
+func (r *Router) track(ev *command.Event) *Incident {
+	var inc Incident
+	if json.Unmarshal(ev.Data, &inc) != nil || inc.ID == "" {
+		return nil
+	}
+	if ev.Type == dupOpen {
+		r.dups.add(inc.ID, inc.Category, inc.Location, inc.CreatedAt)
+		return &inc
+	}
+	if slices.Contains(dupClose, ev.Type) {
+		r.dups.remove(inc.ID)
+	}
+	return nil
+}
+
 func (r *Router) handle(ctx context.Context, data []byte) error {
 	var ev command.Event
 	if err := json.Unmarshal(data, &ev); err != nil {
@@ -135,6 +230,17 @@ func (r *Router) handle(ctx context.Context, data []byte) error {
 		return nil
 	}
 	args := RouteArgs{}
+	if slices.Contains(dupClose, ev.Type) {
+		r.track(&ev)
+		return nil
+	}
+	if ev.Type == dupOpen {
+		var inc Incident
+		if json.Unmarshal(ev.Data, &inc) == nil && inc.ID != "" {
+			args.LikelyDuplicates = r.dups.near(inc.ID, inc.Category, inc.Location, inc.CreatedAt)
+		}
+		r.track(&ev)
+	}
 	switch ev.Type {
 	case "incident.routed":
 		var rt Routed
@@ -147,7 +253,12 @@ func (r *Router) handle(ctx context.Context, data []byte) error {
 		if json.Unmarshal(ev.Data, &inc) != nil || inc.Status != Reported {
 			return nil
 		}
-		args = RouteArgs{IncidentID: inc.ID, UnitID: inc.UnitID}
+		args.IncidentID, args.UnitID = inc.ID, inc.UnitID
+		if target := r.Svc.matrix.Load().Target(inc.Category, inc.Level); target == inc.Level && len(args.LikelyDuplicates) == 0 {
+			// Nothing to change: the item waits in its owner's queue. Say so without a
+			// command, so a plain report costs its writer one command, not two.
+			return r.queued(ctx, &ev, &inc, target)
+		}
 	}
 	actor := org.SystemActor("router")
 	raw, _ := json.Marshal(args)

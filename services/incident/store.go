@@ -50,6 +50,7 @@ type doc struct {
 	PendingDelay     *DelayRequest `bson:"pendingDelay,omitempty"`
 	Delays           []Delay       `bson:"delays,omitempty"`
 	DuplicateOf      string        `bson:"duplicateOf,omitempty"`
+	LikelyDup        []string      `bson:"likelyDuplicateOf,omitempty"`
 	Rating           *Rating       `bson:"rating,omitempty"`
 	Comments         []Comment     `bson:"comments,omitempty"`
 	Reopens          int           `bson:"reopens,omitempty"`
@@ -77,7 +78,7 @@ func toDoc(i *Incident, key, path string) doc {
 		FirstOwnerID: i.FirstOwnerID, AssigneeID: i.AssigneeID, DueAt: i.DueAt, AcceptBy: i.AcceptBy, Overdue: i.Overdue,
 		CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt, ClosedAt: i.ClosedAt, Version: i.Version,
 		Result: i.Result, ResultPhotos: i.ResultPhotos, ResolvedAt: i.ResolvedAt, Refusal: i.Refusal,
-		PendingDelay: i.PendingDelay, Delays: i.Delays, DuplicateOf: i.DuplicateOf, Rating: i.Rating, Comments: i.Comments,
+		PendingDelay: i.PendingDelay, Delays: i.Delays, DuplicateOf: i.DuplicateOf, LikelyDup: i.LikelyDuplicateOf, Rating: i.Rating, Comments: i.Comments,
 		Reopens: i.Reopens, ReopenedByRating: i.ReopenedByRating, Escalations: i.Escalations,
 	}
 	if d.Photos == nil {
@@ -102,7 +103,7 @@ func fromDoc(d doc) *Incident {
 		DueAt: utc(d.DueAt), Overdue: d.Overdue, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		ClosedAt: utc(d.ClosedAt), Version: d.Version,
 		Result: d.Result, ResultPhotos: d.ResultPhotos, ResolvedAt: utc(d.ResolvedAt), Refusal: d.Refusal,
-		PendingDelay: d.PendingDelay, Delays: d.Delays, DuplicateOf: d.DuplicateOf, Rating: d.Rating, Comments: d.Comments,
+		PendingDelay: d.PendingDelay, Delays: d.Delays, DuplicateOf: d.DuplicateOf, LikelyDuplicateOf: d.LikelyDup, Rating: d.Rating, Comments: d.Comments,
 		Reopens: d.Reopens, ReopenedByRating: d.ReopenedByRating, Escalations: d.Escalations,
 		key: d.Key, AcceptBy: utc(d.AcceptBy),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 	"github.com/gridkeeper/gridkeeper/services/command"
@@ -94,4 +95,55 @@ func TestRouterPassesUpByCategory(t *testing.T) {
 		t.Errorf("community accepts a district item: %s %s", st, code)
 	}
 	mustMove(t, p.district, "accept", map[string]any{"incidentId": high})
+}
+
+// A report of the same category within 50 m and a day of an open item is flagged as
+// its likely duplicate; farther away, another category or a closed item is not; the
+// router remembers open items across a restart.
+func TestDuplicateFlagging(t *testing.T) {
+	h := nodetest.StartEmbedded(t, t.TempDir(), nil)
+	h.Org(1)
+	w := h.Login("worker1", "w1")
+	d := h.Login("dispatcher", "desk")
+	at := func(lat, lng float64, category string) string {
+		id := newID(t)
+		args := nodetest.Report(id)
+		args["category"], args["location"] = category, map[string]float64{"lat": lat, "lng": lng}
+		mustMove(t, w, "report", args)
+		return id
+	}
+	routed := func(id string) incident.Incident {
+		t.Helper()
+		waitFor(t, "the router's decision", func() bool { return len(routedEvents(t, h, id)) > 0 })
+		return getIncident(t, d, id)
+	}
+	first := at(39.90000, 116.40000, "place.sanitation")
+	if inc := routed(first); len(inc.LikelyDuplicateOf) != 0 {
+		t.Fatalf("the first report flagged: %v", inc.LikelyDuplicateOf)
+	}
+	near := at(39.90030, 116.40000, "place.sanitation") // ~33 m north
+	if inc := routed(near); len(inc.LikelyDuplicateOf) != 1 || inc.LikelyDuplicateOf[0] != first {
+		t.Errorf("a report 33 m away: %v, want [%s]", inc.LikelyDuplicateOf, first)
+	}
+	if inc := routed(at(39.90000, 116.40070, "place.sanitation")); len(inc.LikelyDuplicateOf) != 0 { // ~60 m east
+		t.Errorf("a report 60 m away flagged: %v", inc.LikelyDuplicateOf)
+	}
+	if inc := routed(at(39.90001, 116.40001, "event.noise")); len(inc.LikelyDuplicateOf) != 0 {
+		t.Errorf("another category flagged: %v", inc.LikelyDuplicateOf)
+	}
+	// After a restart the router still knows the open items.
+	h.Restart(nil)
+	w = h.Login("worker1", "w1-after")
+	d = h.Login("dispatcher", "desk-after")
+	if inc := routed(at(39.90010, 116.40010, "place.sanitation")); len(inc.LikelyDuplicateOf) != 2 || inc.LikelyDuplicateOf[0] != first {
+		t.Errorf("after a restart: %v, want [%s %s]", inc.LikelyDuplicateOf, first, near)
+	}
+	// A refused item is no longer open.
+	mustMove(t, d, "refuse", map[string]any{"incidentId": first, "reason": "已核实为误报"})
+	mustMove(t, d, "refuse", map[string]any{"incidentId": near, "reason": "已核实为误报"})
+	waitFor(t, "the router to see the refusals", func() bool { return len(eventsAbout(t, h, near, "incident.refused")) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if inc := routed(at(39.90000, 116.40000, "place.sanitation")); len(inc.LikelyDuplicateOf) != 1 {
+		t.Errorf("next to refused items: %v, want only the open one", inc.LikelyDuplicateOf)
+	}
 }

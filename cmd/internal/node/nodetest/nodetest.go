@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -390,8 +391,16 @@ func (c *Client) Pull(cursor string, limit int) (int, PullPage) {
 	return st, p
 }
 
-// Report returns incident.report args for a new incident in the client's grid.
+// Report returns incident.report args for a new incident in the client's grid. Each
+// call takes the next point of a lattice 0.001° (about 110 m) apart, so reports of a
+// test are never taken for duplicates of each other (same category within 50 m)
+// unless a test places them so.
 func Report(id string) map[string]any {
+	n := reportPoint.Add(1)
+	lat := 39.8 + float64(n%1000)*0.001
+	lng := 116.3 + float64(n/1000%1000)*0.001
 	return map[string]any{"incidentId": id, "category": "place.sanitation", "description": "垃圾堆放未清运",
-		"location": map[string]float64{"lat": 39.9, "lng": 116.4}}
+		"location": map[string]float64{"lat": lat, "lng": lng}}
 }
+
+var reportPoint atomic.Int64
