@@ -162,7 +162,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 // queued publishes the decision to leave an item in its owner's queue.
-func (r *Router) queued(ctx context.Context, ev *command.Event, inc *Incident, target int) error {
+func (r *Router) queued(ctx context.Context, ev *command.Event, inc *eventIncident, target int) error {
 	data, _ := json.Marshal(Routed{IncidentID: inc.ID, Decision: RoutedQueue, From: inc.UnitID, UnitID: inc.UnitID,
 		Level: inc.Level, Target: target, Category: inc.Category, Urgent: inc.Urgent})
 	id := ev.ID + "#routed"
@@ -194,8 +194,9 @@ func (r *Router) warm(ctx context.Context, stream jetstream.Stream) error {
 		for m := range batch.Messages() {
 			n++
 			var ev command.Event
-			if json.Unmarshal(m.Data(), &ev) == nil {
-				r.track(&ev)
+			var inc eventIncident
+			if json.Unmarshal(m.Data(), &ev) == nil && json.Unmarshal(ev.Data, &inc) == nil && inc.ID != "" {
+				r.track(ev.Type, &inc)
 			}
 		}
 		if err := batch.Error(); err != nil {
@@ -207,20 +208,27 @@ func (r *Router) warm(ctx context.Context, stream jetstream.Stream) error {
 	}
 }
 
-// track follows an event in the duplicate index; it returns the incident of a report.
-func (r *Router) track(ev *command.Event) *Incident {
-	var inc Incident
-	if json.Unmarshal(ev.Data, &inc) != nil || inc.ID == "" {
-		return nil
-	}
-	if ev.Type == dupOpen {
+// eventIncident is the part of an incident event the router reads (decoding only it
+// keeps the router cheap beside the write path).
+type eventIncident struct {
+	ID        string    `json:"id"`
+	Status    Status    `json:"status"`
+	Level     int       `json:"level"`
+	UnitID    string    `json:"unitId"`
+	Category  string    `json:"category"`
+	Location  Point     `json:"location"`
+	Urgent    bool      `json:"urgent"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// track follows an event in the duplicate index.
+func (r *Router) track(typ string, inc *eventIncident) {
+	switch {
+	case typ == dupOpen:
 		r.dups.add(inc.ID, inc.Category, inc.Location, inc.CreatedAt)
-		return &inc
-	}
-	if slices.Contains(dupClose, ev.Type) {
+	case slices.Contains(dupClose, typ):
 		r.dups.remove(inc.ID)
 	}
-	return nil
 }
 
 func (r *Router) handle(ctx context.Context, data []byte) error {
@@ -230,27 +238,22 @@ func (r *Router) handle(ctx context.Context, data []byte) error {
 		return nil
 	}
 	args := RouteArgs{}
-	if slices.Contains(dupClose, ev.Type) {
-		r.track(&ev)
-		return nil
-	}
-	if ev.Type == dupOpen {
-		var inc Incident
-		if json.Unmarshal(ev.Data, &inc) == nil && inc.ID != "" {
-			args.LikelyDuplicates = r.dups.near(inc.ID, inc.Category, inc.Location, inc.CreatedAt)
-		}
-		r.track(&ev)
-	}
-	switch ev.Type {
-	case "incident.routed":
+	if ev.Type == "incident.routed" {
 		var rt Routed
 		if json.Unmarshal(ev.Data, &rt) != nil || rt.Decision != RoutedUp {
 			return nil
 		}
 		args = RouteArgs{IncidentID: rt.IncidentID, UnitID: rt.UnitID}
-	default:
-		var inc Incident
-		if json.Unmarshal(ev.Data, &inc) != nil || inc.Status != Reported {
+	} else {
+		var inc eventIncident
+		if json.Unmarshal(ev.Data, &inc) != nil || inc.ID == "" {
+			return nil
+		}
+		if ev.Type == dupOpen {
+			args.LikelyDuplicates = r.dups.near(inc.ID, inc.Category, inc.Location, inc.CreatedAt)
+		}
+		r.track(ev.Type, &inc)
+		if slices.Contains(dupClose, ev.Type) || inc.Status != Reported {
 			return nil
 		}
 		args.IncidentID, args.UnitID = inc.ID, inc.UnitID
