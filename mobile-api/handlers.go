@@ -147,6 +147,25 @@ func (s *server) listIncidents(c *fiber.Ctx) error {
 	return c.JSON(page)
 }
 
+// refusalReport is the monthly refusal report: GET /v1/reports/refusals?month=YYYY-MM
+// &unit=CODE&format=json|csv.
+func (s *server) refusalReport(c *fiber.Ctx) error {
+	format := c.Query("format", "json")
+	if format != "json" && format != "csv" {
+		return fault.New(fault.Invalid, "invalid_request", "format: json or csv")
+	}
+	r, err := s.Incidents.RefusalReport(c.UserContext(), actorOf(c), strings.Clone(c.Query("month")), strings.Clone(c.Query("unit")), time.Now())
+	if err != nil {
+		return err
+	}
+	if format == "csv" {
+		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+		c.Set(fiber.HeaderContentDisposition, `attachment; filename="refusals-`+r.Unit+"-"+r.Month+`.csv"`)
+		return c.Send(r.CSV())
+	}
+	return c.JSON(r)
+}
+
 func (s *server) units(c *fiber.Ctx) error {
 	us, err := s.Directory.Units(c.UserContext(), actorOf(c))
 	if err != nil {

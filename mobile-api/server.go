@@ -130,6 +130,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/categories", s.categories)
 	authed.Get("/incidents", s.listIncidents)
 	authed.Get("/incidents/:id", s.getIncident)
+	authed.Get("/reports/refusals", s.refusalReport)
 	authed.Get("/units", s.units)
 	authed.Get("/conflicts", s.conflicts)
 	authed.Put("/attachments/:sha256", s.putAttachment)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +26,8 @@ Usage:
   gridctl [flags] user create LOGIN --name NAME --role ROLE[,ROLE] --unit CODE --password PW
   gridctl [flags] user move LOGIN --unit CODE  give a user another home unit (reassign a worker)
   gridctl [flags] whoami                     show the account gridctl acts as
+  gridctl [flags] report refusals [--month YYYY-MM] [--unit CODE] [--csv]
+                                             the monthly refusal report (default: last month)
   gridctl [flags] fleet [--devices N --duration D --reports N …]  simulate handsets, check they converge
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
@@ -96,6 +99,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = c.createUser(rest[2:], stdout, stderr)
 	case "user move":
 		err = c.moveUser(rest[2:], stdout, stderr)
+	case "report refusals":
+		err = c.refusalReport(rest[2:], stdout, stderr)
 	case "whoami":
 		var me map[string]any
 		if err = c.do("GET", "/v1/me", nil, &me); err == nil {
@@ -115,6 +120,56 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// refusalReport prints the monthly refusal report as a table, or as CSV.
+func (c *client) refusalReport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report refusals", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	month := fs.String("month", "", "YYYY-MM (default: last month)")
+	unit := fs.String("unit", "", "unit code (default: your home unit)")
+	asCSV := fs.Bool("csv", false, "print CSV, one row per refusal")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	q := neturl.Values{}
+	if *month != "" {
+		q.Set("month", *month)
+	}
+	if *unit != "" {
+		q.Set("unit", *unit)
+	}
+	if *asCSV {
+		q.Set("format", "csv")
+		data, err := c.raw("GET", "/v1/reports/refusals?"+q.Encode())
+		if err == nil {
+			_, err = stdout.Write(data)
+		}
+		return err
+	}
+	var r struct {
+		Month, Unit, DueBy string
+		Complete           bool
+		Total, Late        int
+		ByUnit             []struct {
+			Unit        string
+			Count, Late int
+		}
+	}
+	if err := c.do("GET", "/v1/reports/refusals?"+q.Encode(), nil, &r); err != nil {
+		return err
+	}
+	state := "complete"
+	if !r.Complete {
+		state = "month not over"
+	}
+	fmt.Fprintf(stdout, "refusals %s in %s (%s; due by %s): %d, %d filed late\n", r.Month, r.Unit, state, r.DueBy, r.Total, r.Late)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UNIT\tREFUSALS\tLATE")
+	for _, u := range r.ByUnit {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", u.Unit, u.Count, u.Late)
+	}
+	return tw.Flush()
 }
 
 func (c *client) createUser(args []string, stdout, stderr io.Writer) error {
@@ -186,17 +241,33 @@ func (c *client) login(login, password string) error {
 
 // do calls the API; a non-2xx answer becomes an error carrying the server's message.
 func (c *client) do(method, path string, body, out any) error {
+	data, err := c.send(method, path, body)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// raw returns an answer's body as it came (CSV downloads).
+func (c *client) raw(method, path string) ([]byte, error) { return c.send(method, path, nil) }
+
+// send makes one API call as the logged-in user; a status other than 2xx is an error
+// carrying the API's code and message.
+func (c *client) send(method, path string, body any) ([]byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.base+path, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.token != "" {
@@ -204,7 +275,7 @@ func (c *client) do(method, path string, body, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach gridd at %s: %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach gridd at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
@@ -218,12 +289,9 @@ func (c *client) do(method, path string, body, out any) error {
 		for f, p := range e.Fields {
 			msg += fmt.Sprintf("; %s: %s", f, p)
 		}
-		return fmt.Errorf("%d %s", resp.StatusCode, msg)
+		return nil, fmt.Errorf("%d %s", resp.StatusCode, msg)
 	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return data, nil
 }
 
 func envOr(getenv func(string) string, k, def string) string {

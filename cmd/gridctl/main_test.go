@@ -5,9 +5,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 	"github.com/gridkeeper/gridkeeper/pkg/testrig"
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
 )
 
 func TestMain(m *testing.M) { os.Exit(testrig.Main(m)) }
@@ -69,5 +71,32 @@ func TestGridctlMovesAUser(t *testing.T) {
 	}
 	if code, _, errs := ctl(h, "admin", "user", "move", "worker1", "--unit", "110105001001077"); code == 0 || !strings.Contains(errs, "no_unit") {
 		t.Errorf("move to a missing unit: %d %s", code, errs)
+	}
+}
+
+func TestGridctlRefusalReport(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	d := h.Login("dispatcher", "desk")
+	w := h.Login("worker1", "w1")
+	id := "019ac4a2-7b3e-7c41-9e2f-5a1b2c3d4e5f"
+	args := nodetest.Report(id)
+	if _, r := w.Push(w.Queue([]string{"incident.report"}, []any{args})); r.Results[0].Status != "applied" {
+		t.Fatalf("report: %+v", r)
+	}
+	if _, r := d.Push(d.Queue([]string{"incident.refuse"}, []any{map[string]any{"incidentId": id, "reason": "不属受理范围"}})); r.Results[0].Status != "applied" {
+		t.Fatalf("refuse: %+v", r)
+	}
+	month := time.Now().In(workday.Location()).Format("2006-01")
+	code, out, errs := ctl(h, "discipline", "report", "refusals", "--month", month)
+	if code != 0 || !strings.Contains(out, "refusals "+month) || !strings.Contains(out, nodetest.CommunityA) || !strings.Contains(out, ": 1, 0 filed late") {
+		t.Errorf("report: %d %q %q", code, out, errs)
+	}
+	code, out, errs = ctl(h, "discipline", "report", "refusals", "--month", month, "--csv")
+	if code != 0 || !strings.HasPrefix(out, "month,unit,incident") || !strings.Contains(out, id) {
+		t.Errorf("csv: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(h, "dispatcher", "report", "refusals"); code == 0 || !strings.Contains(errs, "403") {
+		t.Errorf("a dispatcher: %d %q", code, errs)
 	}
 }
