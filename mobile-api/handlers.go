@@ -166,6 +166,15 @@ func (s *server) refusalReport(c *fiber.Ctx) error {
 	return c.JSON(r)
 }
 
+// complaints lists the complaints of the caller's subtree (discipline officers only).
+func (s *server) complaints(c *fiber.Ctx) error {
+	cs, err := s.Complaints.List(c.UserContext(), actorOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"complaints": cs})
+}
+
 func (s *server) units(c *fiber.Ctx) error {
 	us, err := s.Directory.Units(c.UserContext(), actorOf(c))
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
+	"github.com/gridkeeper/gridkeeper/services/complaint"
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
@@ -41,6 +42,7 @@ type Deps struct {
 	Auth        *auth.Service
 	Sync        *fieldsync.Service
 	Incidents   *incident.Service
+	Complaints  *complaint.Service
 	Directory   *directory.Service
 	Admin       *directory.Admin
 	// Ready reports whether the database, NATS and the appliers are up.
@@ -131,6 +133,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/incidents", s.listIncidents)
 	authed.Get("/incidents/:id", s.getIncident)
 	authed.Get("/reports/refusals", s.refusalReport)
+	authed.Get("/complaints", s.complaints)
 	authed.Get("/units", s.units)
 	authed.Get("/conflicts", s.conflicts)
 	authed.Put("/attachments/:sha256", s.putAttachment)

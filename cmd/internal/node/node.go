@@ -25,6 +25,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
 	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/complaint"
 	"github.com/gridkeeper/gridkeeper/services/demo"
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
@@ -305,6 +306,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
+	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar}
+	complaints.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
 
 	key, err := n.jwtKey()
@@ -351,7 +354,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
-		Households: &household.Service{DB: n.DB}, Devices: n.Devices,
+		Households: &household.Service{DB: n.DB}, Devices: n.Devices, Complaints: complaints,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil

@@ -33,7 +33,9 @@ func TestConcurrentPushesAndPullNeverLoseOrDouble(t *testing.T) {
 
 func concurrentPushes(t *testing.T, preload string) {
 	const clients, perClient, batch = 8, 200, 20
-	h := nodetest.Start(t, func(c *node.Config, _ *node.Options) { c.Preload = preload })
+	// A generous push wait: this test is about every outcome, not how fast it comes
+	// (a loaded CI machine runs many test binaries on 2 cores).
+	h := nodetest.Start(t, func(c *node.Config, _ *node.Options) { c.Preload, c.PushWait = preload, 30*time.Second })
 	h.Org(clients)
 	workers := make([]*nodetest.Client, clients)
 	for i := range workers {
