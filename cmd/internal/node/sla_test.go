@@ -67,7 +67,7 @@ func historyActions(inc incident.Incident) []string {
 // of gridd (and of the embedded broker with it). An urgent item not accepted in time
 // is passed up at once (特事特办).
 func TestDeadlineFiresAfterRestart(t *testing.T) {
-	h := nodetest.StartEmbedded(t, t.TempDir(), func(c *node.Config, _ *node.Options) { c.UrgentAccept = 4 * time.Second })
+	h := nodetest.StartEmbedded(t, t.TempDir(), func(c *node.Config, _ *node.Options) { c.UrgentAccept = 8 * time.Second })
 	h.Org(1)
 	w := h.Login("worker1", "w1")
 	id := newID(t)
@@ -105,7 +105,6 @@ func TestDeadlineCancelledByResolving(t *testing.T) {
 	d := h.Login("dispatcher", "desk")
 	hd := h.Login("handler", "h1")
 	st := h.Login("street", "st")
-	due := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
 	var ids []string
 	for i := 0; i < 2; i++ {
 		id := newID(t)
@@ -114,10 +113,15 @@ func TestDeadlineCancelledByResolving(t *testing.T) {
 		mustMove(t, d, "accept", ref)
 		mustMove(t, d, "assign", map[string]any{"incidentId": id, "assigneeId": "handler"})
 		mustMove(t, hd, "requestDelay", map[string]any{"incidentId": id, "reason": "等待配件", "dueAt": time.Now().Add(240 * time.Hour)})
-		mustMove(t, st, "approveDelay", map[string]any{"incidentId": id, "approved": true, "dueAt": due})
 		ids = append(ids, id)
 	}
 	done, left := ids[0], ids[1]
+	// The short deadline is set only now, so a slow machine cannot let it pass before
+	// the first item is resolved.
+	due := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
+	for _, id := range ids {
+		mustMove(t, st, "approveDelay", map[string]any{"incidentId": id, "approved": true, "dueAt": due})
+	}
 	mustMove(t, hd, "resolve", map[string]any{"incidentId": done, "result": "已更换"})
 	waitFor(t, "the unresolved item to go overdue", func() bool { return getIncident(t, d, left).Overdue })
 	inc := getIncident(t, d, left)
