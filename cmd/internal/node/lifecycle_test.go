@@ -145,6 +145,12 @@ func TestLifecycleWalk(t *testing.T) {
 	}
 	var actions []string
 	for _, h := range inc.History {
+		if h.Action == "overdue" {
+			// The test clock is in February while the broker's timers run on real time:
+			// the deadlines set here fire at once and may mark the item overdue between
+			// moves. (TestDeadline* test the timers.)
+			continue
+		}
 		actions = append(actions, h.Action)
 		if h.By == "" || h.At.IsZero() || h.Device == "" {
 			t.Errorf("history entry without who/when/device: %+v", h)
