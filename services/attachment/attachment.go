@@ -68,6 +68,23 @@ var shaRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // accepts, so no path can be smuggled in).
 func ValidSHA(s string) bool { return shaRe.MatchString(s) }
 
+// MaxPhotos is the most photos a record may reference.
+const MaxPhotos = 9
+
+// CheckPhotos adds to f what is wrong with a record's photo references under field:
+// at most MaxPhotos, each the hash of an attachment.
+func CheckPhotos(f fault.Fields, field string, ps []string) {
+	if len(ps) > MaxPhotos {
+		f.Add(field, "at most 9 photos")
+	}
+	for _, p := range ps {
+		if !ValidSHA(p) {
+			f.Add(field, "each photo is the lower-case hex SHA-256 of its bytes")
+			return
+		}
+	}
+}
+
 // New opens the store, creating its directories.
 func New(opt Options, refs Refs) (*Store, error) {
 	for _, d := range []string{opt.Dir, filepath.Join(opt.Dir, "partial")} {

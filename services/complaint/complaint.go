@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -68,11 +68,6 @@ type Complaint struct {
 	Version     int64     `json:"version" bson:"version"`
 }
 
-var (
-	sha256Hex   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	mobilePhone = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
-)
-
 // Service files and lists complaints.
 type Service struct {
 	DB       *mongo.Database
@@ -108,18 +103,11 @@ func (a *Args) validate() error {
 		if n := utf8.RuneCountInString(p.Name); n == 0 || n > 100 {
 			f.Add("complainant.name", "1 to 100 characters")
 		}
-		if p.Phone != "" && !mobilePhone.MatchString(p.Phone) {
-			f.Add("complainant.phone", "a mainland mobile number (11 digits starting with 1)")
+		if p.Phone != "" && !org.ValidMobile(p.Phone) {
+			f.Add("complainant.phone", org.MobileProblem)
 		}
 	}
-	if len(a.Photos) > 9 {
-		f.Add("photos", "at most 9 photos")
-	}
-	for _, p := range a.Photos {
-		if !sha256Hex.MatchString(p) {
-			f.Add("photos", "each photo is the lower-case hex SHA-256 of its bytes")
-		}
-	}
+	attachment.CheckPhotos(f, "photos", a.Photos)
 	return f.Err("invalid_args", "the mutation's arguments are invalid")
 }
 

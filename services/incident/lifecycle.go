@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 )
@@ -415,15 +416,9 @@ func (s *Service) doComment(tx *command.Tx, c *command.Command, inc *Incident, m
 const MaxComments = 200
 
 func validPhotos(ps []string) error {
-	if len(ps) > MaxPhotos {
-		return fault.New(fault.Invalid, "invalid_args", "photos: at most 9 photos")
-	}
-	for _, p := range ps {
-		if !sha256Hex.MatchString(p) {
-			return fault.New(fault.Invalid, "invalid_args", "photos: each photo is the lower-case hex SHA-256 of its bytes")
-		}
-	}
-	return nil
+	f := fault.Fields{}
+	attachment.CheckPhotos(f, "photos", ps)
+	return f.Err("invalid_args", "the mutation's arguments are invalid")
 }
 
 func validUUID(id string) bool {

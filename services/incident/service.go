@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 )
@@ -159,15 +159,12 @@ type ReportArgs struct {
 }
 
 var (
-	sha256Hex   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	mobilePhone = regexp.MustCompile(`^1[3-9][0-9]{9}$`)
-	sources     = map[string]bool{"patrol": true, "resident": true, "hotline": true, "assigned": true}
+	sources = map[string]bool{"patrol": true, "resident": true, "hotline": true, "assigned": true}
 )
 
 // Limits on report fields.
 const (
 	MaxDescription = 2000
-	MaxPhotos      = 9
 	MaxAddress     = 200
 )
 
@@ -195,20 +192,13 @@ func (s *Service) validateReport(ra *ReportArgs) error {
 	if utf8.RuneCountInString(ra.Address) > MaxAddress {
 		f.Add("address", "at most 200 characters")
 	}
-	if len(ra.Photos) > MaxPhotos {
-		f.Add("photos", "at most 9 photos")
-	}
-	for _, p := range ra.Photos {
-		if !sha256Hex.MatchString(p) {
-			f.Add("photos", "each photo is the lower-case hex SHA-256 of its bytes")
-		}
-	}
+	attachment.CheckPhotos(f, "photos", ra.Photos)
 	if r := ra.Requester; r != nil {
 		if n := utf8.RuneCountInString(r.Name); n == 0 || n > 50 {
 			f.Add("requester.name", "1 to 50 characters")
 		}
-		if r.Phone != "" && !mobilePhone.MatchString(r.Phone) {
-			f.Add("requester.phone", "a mainland mobile number (11 digits starting with 1)")
+		if r.Phone != "" && !org.ValidMobile(r.Phone) {
+			f.Add("requester.phone", org.MobileProblem)
 		}
 	}
 	if ra.Source != "" && !sources[ra.Source] {
