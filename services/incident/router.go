@@ -133,32 +133,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for _, typ := range dupClose {
 		filters = append(filters, r.Names.EvtSubject(typ, ">"))
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:        "router",
-		FilterSubjects: filters,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
-		MaxAckPending:  1000,
-	})
-	if err != nil {
-		return fmt.Errorf("router: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := r.handle(ctx, m.Data()); err != nil {
-			r.Log.Warn("router: will retry", "err", err)
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		_ = m.Ack()
-	})
-	if err != nil {
-		return fmt.Errorf("router: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		cc.Stop()
-	}()
-	return nil
+	return command.Work(ctx, stream, "router", filters, r.Log, r.handle)
 }
 
 // queued publishes the decision to leave an item in its owner's queue.

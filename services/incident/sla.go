@@ -221,32 +221,7 @@ func (tm *Timers) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("timers: %w", err)
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       "sla",
-		FilterSubject: tm.Names.TimerFilter(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1000,
-	})
-	if err != nil {
-		return fmt.Errorf("timers: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := tm.handle(ctx, m.Data()); err != nil {
-			tm.Log.Warn("timers: will retry", "err", err)
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		_ = m.Ack()
-	})
-	if err != nil {
-		return fmt.Errorf("timers: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		cc.Stop()
-	}()
-	return nil
+	return command.Work(ctx, stream, "sla", []string{tm.Names.TimerFilter()}, tm.Log, tm.handle)
 }
 
 func (tm *Timers) handle(ctx context.Context, data []byte) error {

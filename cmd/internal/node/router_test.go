@@ -1,48 +1,25 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
-	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/incident"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // routedEvents collects the router's decisions about one incident.
 func routedEvents(t *testing.T, h *nodetest.Harness, id string) []incident.Routed {
 	t.Helper()
-	ctx := context.Background()
-	s, err := h.Node.JS.Stream(ctx, h.Node.Names.EvtStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.Node.Names.EvtSubject("incident.routed", ">")}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []incident.Routed
-	for {
-		batch, err := c.FetchNoWait(500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev command.Event
-			var r incident.Routed
-			if json.Unmarshal(m.Data(), &ev) == nil && json.Unmarshal(ev.Data, &r) == nil && r.IncidentID == id {
-				out = append(out, r)
-			}
-		}
-		if n == 0 {
-			return out
+	for _, ev := range events(t, h, "incident.routed") {
+		var r incident.Routed
+		if json.Unmarshal(ev.Data, &r) == nil && r.IncidentID == id {
+			out = append(out, r)
 		}
 	}
+	return out
 }
 
 // The router passes an item up one level at a time until a level that can resolve

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// eventsAbout lists the types of the events of one incident among types.
-func eventsAbout(t *testing.T, h *nodetest.Harness, id string, types ...string) map[string]int {
+// events reads every event of the given types from the event stream.
+func events(t *testing.T, h *nodetest.Harness, types ...string) []command.Event {
 	t.Helper()
 	ctx := context.Background()
 	s, err := h.Node.JS.Stream(ctx, h.Node.Names.EvtStream())
@@ -29,7 +29,7 @@ func eventsAbout(t *testing.T, h *nodetest.Harness, id string, types ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
+	var out []command.Event
 	for {
 		batch, err := c.FetchNoWait(500)
 		if err != nil {
@@ -39,20 +39,32 @@ func eventsAbout(t *testing.T, h *nodetest.Harness, id string, types ...string) 
 		for m := range batch.Messages() {
 			n++
 			var ev command.Event
-			var x struct {
-				ID       string `json:"id"`
-				Incident struct {
-					ID string `json:"id"`
-				} `json:"incident"`
-			}
-			if json.Unmarshal(m.Data(), &ev) == nil && json.Unmarshal(ev.Data, &x) == nil && (x.ID == id || x.Incident.ID == id) {
-				out[ev.Type]++
+			if json.Unmarshal(m.Data(), &ev) == nil {
+				out = append(out, ev)
 			}
 		}
 		if n == 0 {
 			return out
 		}
 	}
+}
+
+// eventsAbout counts, by type, the events of one incident among types.
+func eventsAbout(t *testing.T, h *nodetest.Harness, id string, types ...string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, ev := range events(t, h, types...) {
+		var x struct {
+			ID       string `json:"id"`
+			Incident struct {
+				ID string `json:"id"`
+			} `json:"incident"`
+		}
+		if json.Unmarshal(ev.Data, &x) == nil && (x.ID == id || x.Incident.ID == id) {
+			out[ev.Type]++
+		}
+	}
+	return out
 }
 
 func historyActions(inc incident.Incident) []string {
