@@ -119,13 +119,9 @@ func (s *Service) List(ctx context.Context, a org.Actor, q ListQuery) (*ListPage
 	}
 	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: dir}, {Key: "_id", Value: dir}}).
 		SetSkip(int64(offset)).SetLimit(int64(q.Limit + 1))
-	cur, err := s.store.db.Collection(Coll).Find(ctx, filter, opts)
+	docs, err := s.store.find(ctx, filter, opts)
 	if err != nil {
-		return nil, fault.Wrap(err, "list incidents")
-	}
-	var docs []doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fault.Wrap(err, "list incidents")
+		return nil, err
 	}
 	page := &ListPage{Items: []Incident{}}
 	for i, d := range docs {

@@ -83,13 +83,9 @@ func (s *Service) RefusalReport(ctx context.Context, a org.Actor, month, unit st
 		// Unit codes are digits only: the prefix needs no escaping.
 		{Key: "refusal.unit", Value: bson.D{{Key: "$regex", Value: "^" + unit}}},
 	}
-	cur, err := s.store.db.Collection(Coll).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "refusal.at", Value: 1}, {Key: "_id", Value: 1}}))
+	docs, err := s.store.find(ctx, filter, options.Find().SetSort(bson.D{{Key: "refusal.at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, fault.Wrap(err, "read refusals")
-	}
-	var docs []doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fault.Wrap(err, "read refusals")
+		return nil, err
 	}
 	r := &RefusalReport{Month: start.Format("2006-01"), Unit: unit, GeneratedAt: now.UTC(),
 		DueBy: end.Format("2006-01") + "-10", Complete: !now.Before(end), ByUnit: []RefusalUnit{}}

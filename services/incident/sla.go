@@ -129,9 +129,6 @@ func sameInstant(a, b time.Time) bool {
 	return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond))
 }
 
-// SLAArgs are the arguments of incident.sla.
-type SLAArgs = TimerData
-
 // CmdSLA is a fired deadline; system only.
 const CmdSLA = "incident.sla"
 
@@ -143,7 +140,7 @@ func (s *Service) applySLA(tx *command.Tx, c *command.Command) error {
 	if !c.Actor.System {
 		return fault.New(fault.Forbidden, "forbidden", "incident.sla is for the timers only")
 	}
-	var t SLAArgs
+	var t TimerData // the arguments of incident.sla
 	if err := json.Unmarshal(c.Args, &t); err != nil || !validID(t.IncidentID) {
 		return fault.New(fault.Invalid, "invalid_args", "incidentId must be a UUIDv7")
 	}

@@ -2,10 +2,12 @@ package incident
 
 import (
 	"context"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Coll is the incidents collection.
@@ -139,4 +141,17 @@ func NewStore(db *mongo.Database) *Store { return &Store{db: db} }
 // Count returns how many incidents are stored (tests and the demo seed use it).
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	return s.db.Collection(Coll).CountDocuments(ctx, bson.D{})
+}
+
+// find reads the incidents matching filter.
+func (s *Store) find(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]doc, error) {
+	cur, err := s.db.Collection(Coll).Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fault.Wrap(err, "read incidents")
+	}
+	var docs []doc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fault.Wrap(err, "read incidents")
+	}
+	return docs, nil
 }

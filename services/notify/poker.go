@@ -12,6 +12,7 @@ import (
 
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/device"
+	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats-server/v2/server/gsl"
 	"github.com/nats-io/nats.go"
@@ -20,10 +21,6 @@ import (
 
 // SyncData is the payload of a sync poke (SYNC-PROTOCOL "Poke").
 var SyncData = map[string]string{"type": "sync"}
-
-// UserMovedEvent is the event type the directory emits when a user's home unit
-// changes (directory.UserMovedEvent); its data carries the login.
-const UserMovedEvent = "user.moved"
 
 // PokerOptions configures a Poker.
 type PokerOptions struct {
@@ -96,7 +93,7 @@ func (p *Poker) Run(ctx context.Context) error {
 		_ = w.Stop()
 		return fmt.Errorf("watch the change feed: %w", err)
 	}
-	moved, err := p.nc.Subscribe(p.names.EvtSubject(UserMovedEvent, ">"), func(m *nats.Msg) {
+	moved, err := p.nc.Subscribe(p.names.EvtSubject(directory.UserMovedEvent, ">"), func(m *nats.Msg) {
 		var ev command.Event
 		var data struct {
 			Login string `json:"login"`
