@@ -24,10 +24,18 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Coll is the complaints collection; CmdFile the mutation that files one.
+// Coll is the complaints collection; CmdFile the mutation that files one and
+// CmdAnswer the one that answers it.
 const (
-	Coll    = "complaints"
-	CmdFile = "complaint.file"
+	Coll      = "complaints"
+	CmdFile   = "complaint.file"
+	CmdAnswer = "complaint.answer"
+)
+
+// Statuses of a complaint.
+const (
+	Open     = "open"
+	Answered = "answered"
 )
 
 // Person is the complainant (personal data).
@@ -64,20 +72,105 @@ type Complaint struct {
 	Unit        string    `json:"unit" bson:"unit"` // the filer's unit: whose discipline officers see it
 	FiledAt     time.Time `json:"filedAt" bson:"filedAt"`
 	DueAt       time.Time `json:"dueAt" bson:"dueAt"`
-	Status      string    `json:"status" bson:"status"` // open
+	Status      string    `json:"status" bson:"status"` // open, answered
 	Version     int64     `json:"version" bson:"version"`
+	// Overdue is computed on reading: still open after its due time.
+	Overdue bool `json:"overdue" bson:"-"`
+	// The answer, once given: what the complainant was told, by whom and when, and
+	// whether it came after the due time.
+	Answer     string     `json:"answer,omitempty" bson:"answer,omitempty"`
+	AnsweredBy string     `json:"answeredBy,omitempty" bson:"answeredBy,omitempty"`
+	AnsweredAt *time.Time `json:"answeredAt,omitempty" bson:"answeredAt,omitempty"`
+	Late       bool       `json:"late,omitempty" bson:"late,omitempty"`
+}
+
+// AnswerArgs are the arguments of complaint.answer.
+type AnswerArgs struct {
+	ComplaintID string `json:"complaintId"`
+	Answer      string `json:"answer"`
 }
 
 // Service files and lists complaints.
 type Service struct {
 	DB       *mongo.Database
 	Calendar func() *workday.Calendar
+	// Now is the clock the list's overdue flag reads (time.Now when nil).
+	Now func() time.Time
 }
 
 // Register adds complaint.file to the write path.
 func (s *Service) Register(r *command.Registry) {
 	r.Own(Coll)
 	r.Register(CmdFile, command.Handler{Apply: s.apply, Keys: command.ArgKey(Coll, "complaintId")})
+	r.Register(CmdAnswer, command.Handler{Apply: s.answer, Keys: command.ArgKey(Coll, "complaintId")})
+}
+
+// Router sends a complaint's mutations to its writer: complaint.file claims the
+// complaint id for the filer's partition, complaint.answer goes to that partition
+// whoever answers.
+type Router struct {
+	DB     *mongo.Database
+	Routes *command.Routes
+}
+
+// Route returns the partition key of a complaint mutation.
+func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.RawMessage) (string, error) {
+	fallback := org.PartitionKey(a.UnitID)
+	var x struct {
+		ComplaintID string `json:"complaintId"`
+	}
+	if json.Unmarshal(args, &x) != nil || !command.ValidToken(x.ComplaintID) {
+		return fallback, nil
+	}
+	if name == CmdFile {
+		return rt.Routes.Claim(ctx, Coll, x.ComplaintID, fallback)
+	}
+	if key, err := rt.Routes.Owner(ctx, Coll, x.ComplaintID); err != nil || key != "" {
+		return key, err
+	}
+	return fallback, nil // unknown complaint: its writer answers not_found
+}
+
+// answer records the discipline officer's answer to an open complaint; an answer
+// after the due time is flagged late.
+func (s *Service) answer(tx *command.Tx, c *command.Command) error {
+	var a AnswerArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil {
+		return fault.New(fault.Invalid, "invalid_args", "arguments do not match complaint.answer")
+	}
+	f := fault.Fields{}
+	if u, err := uuid.Parse(a.ComplaintID); err != nil || u.String() != a.ComplaintID {
+		f.Add("complaintId", "the complaint's id")
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(a.Answer)); n == 0 || n > 4000 || !utf8.ValidString(a.Answer) {
+		f.Add("answer", "1 to 4000 characters")
+	}
+	if err := f.Err("invalid_args", "the mutation's arguments are invalid"); err != nil {
+		return err
+	}
+	if !c.Actor.Has(org.RoleDiscipline) {
+		return fault.New(fault.Forbidden, "forbidden", "complaints are answered by the discipline officer only")
+	}
+	var cp Complaint
+	found, err := tx.Get(Coll, a.ComplaintID, &cp)
+	if err != nil {
+		return err
+	}
+	if !found || !c.Actor.Sees(cp.Unit) {
+		return fault.New(fault.NotFound, "not_found", "no such complaint")
+	}
+	if cp.Status != Open {
+		return fault.New(fault.Conflict, "invalid_transition", "the complaint is already "+cp.Status)
+	}
+	now := tx.Now()
+	cp.Status, cp.Answer, cp.AnsweredBy, cp.AnsweredAt = Answered, strings.TrimSpace(a.Answer), c.Actor.UserID, &now
+	cp.Late = now.After(cp.DueAt)
+	cp.Version++
+	if err := tx.Put(command.Record{Coll: Coll, ID: cp.ID, Version: cp.Version, Doc: cp, Private: true}); err != nil {
+		return err
+	}
+	// The filer hears that it was answered (not the answer: that goes to the complainant).
+	return tx.Emit("complaint.answered", org.UserPath(cp.FiledBy), map[string]any{"id": cp.ID, "unit": cp.Unit, "late": cp.Late})
 }
 
 func (a *Args) validate() error {
@@ -140,7 +233,7 @@ func (s *Service) apply(tx *command.Tx, c *command.Command) error {
 	cp := Complaint{ID: a.ComplaintID, Text: strings.TrimSpace(a.Text), AboutUserID: strings.ToLower(a.AboutUserID),
 		AboutUnitID: a.AboutUnitID, IncidentID: a.IncidentID, Complainant: a.Complainant, Photos: a.Photos,
 		Complex: a.Complex, FiledBy: c.Actor.UserID, Unit: c.Actor.UnitID, FiledAt: now,
-		DueAt: due.UTC().Truncate(time.Millisecond), Status: "open", Version: 1}
+		DueAt: due.UTC().Truncate(time.Millisecond), Status: Open, Version: 1}
 	if cp.Photos == nil {
 		cp.Photos = []string{}
 	}
@@ -171,8 +264,18 @@ func (s *Service) List(ctx context.Context, a org.Actor) ([]Complaint, error) {
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fault.Wrap(err, "read complaints")
 	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
 	for i := range out {
-		out[i].FiledAt, out[i].DueAt = out[i].FiledAt.UTC(), out[i].DueAt.UTC()
+		cp := &out[i]
+		cp.FiledAt, cp.DueAt = cp.FiledAt.UTC(), cp.DueAt.UTC()
+		if cp.AnsweredAt != nil {
+			at := cp.AnsweredAt.UTC()
+			cp.AnsweredAt = &at
+		}
+		cp.Overdue = cp.Status == Open && now.After(cp.DueAt)
 	}
 	return out, nil
 }

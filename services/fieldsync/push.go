@@ -35,6 +35,11 @@ var MutationNames = []string{
 	"incident.verify", "incident.reopen", "incident.escalate", "incident.refuse", "incident.requestDelay",
 	"incident.approveDelay", "incident.merge", "incident.comment", "incident.rate", "complaint.file",
 	"household.create", "household.update", "visit.log", "volunteer.recordActivity", "patrol.checkIn",
+	// Added to v1 (additive: a client that never sends them is unaffected): the moves
+	// between levels that DESIGN §3 names, 交办 and 督办.
+	"incident.handDown", "incident.takeOver",
+	// Added to v1: the discipline officer answers a complaint.
+	"complaint.answer",
 }
 
 // Router decides a mutation's partition key.

@@ -46,6 +46,8 @@ type MoveArgs struct {
 	// CommentID and Text are a comment (comment).
 	CommentID string `json:"commentId"`
 	Text      string `json:"text"`
+	// UnitID is the unit below the owner that receives the incident (handDown).
+	UnitID string `json:"unitId"`
 	// Rating is satisfied, basically_satisfied or unsatisfied, with the requester's
 	// Comment (rate).
 	Rating  string `json:"rating"`
@@ -87,12 +89,21 @@ var moves = map[Action]move{
 	ActMerge:    {manages, "the owning unit's dispatcher or a supervisor above", (*Service).doMerge, "merged"},
 	ActComment:  {canSee, "anyone who sees the incident", (*Service).doComment, "commented"},
 	ActRate:     {rates, "the reporter or the owning unit's dispatcher", (*Service).doRate, "rated"},
+	ActHandDown: {manages, "the owning unit's dispatcher or a supervisor above", (*Service).doHandDown, "handedDown"},
+	ActTakeOver: {supervises, "a dispatcher, supervisor or leader of a unit above the owner", (*Service).doTakeOver, "takenOver"},
 }
 
 // manages: the owning unit's dispatcher, or a supervisor or leader above it (督办).
 func manages(a org.Actor, inc *Incident) bool {
 	return a.System || (a.Has(org.RoleDispatcher) && a.UnitID == inc.UnitID) ||
 		(a.Has(org.RoleSupervisor, org.RoleLeader) && a.Sees(inc.UnitID))
+}
+
+// supervises: a dispatcher, supervisor or leader of a unit above the owning unit, who
+// may take the item over (督办).
+func supervises(a org.Actor, inc *Incident) bool {
+	return !a.System && a.Has(org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader) &&
+		a.UnitID != inc.UnitID && a.Sees(inc.UnitID)
 }
 
 // worksOn: the assignee, or whoever manages the incident.
@@ -168,11 +179,7 @@ func required(field, v string) error {
 
 func (s *Service) doAccept(tx *command.Tx, c *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {
 	// 首问负责制: whoever first accepts is the first-inquiry owner for good.
-	if inc.FirstOwnerID == "" {
-		inc.FirstOwnerID = c.Actor.UserID
-	}
-	inc.DueAt = s.dueAfterAccept(inc, tx.Now())
-	inc.AcceptBy, inc.Overdue = nil, false
+	s.takeCharge(inc, c.Actor.UserID, tx.Now())
 	return to, m.Note, nil
 }
 
@@ -272,6 +279,64 @@ func escalate(inc *Incident) error {
 	inc.PendingDelay = nil
 	inc.Escalations++
 	return nil
+}
+
+// takeCharge records an acceptance by the unit about to own the item: the first
+// acceptance makes its author the first-inquiry owner and sets the deadline; a deadline
+// already set by a level stands.
+func (s *Service) takeCharge(inc *Incident, by string, now time.Time) {
+	if inc.FirstOwnerID == "" {
+		inc.FirstOwnerID = by
+	}
+	if inc.DueAt == nil {
+		inc.Overdue = false
+	}
+	inc.DueAt = s.dueAfterAccept(inc, now)
+	inc.AcceptBy = nil
+}
+
+// doHandDown (交办) gives the incident to a unit below its owner, on the way down to
+// where it happened, already accepted: the deadline this level set stays (DESIGN §3,
+// "items handed down from a higher level keep the deadline that level set").
+func (s *Service) doHandDown(tx *command.Tx, c *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {
+	target := strings.TrimSpace(m.UnitID)
+	lvl, err := org.LevelOf(target)
+	if err != nil || !org.ValidCode(target) {
+		return "", "", fault.New(fault.Invalid, "invalid_args", "unitId: the code of a unit below the owner")
+	}
+	below := org.Actor{UnitID: inc.UnitID}
+	if target == inc.UnitID || !below.Sees(target) || lvl < org.Community ||
+		(inc.GridID != "" && !(org.Actor{UnitID: target}).Sees(inc.GridID)) {
+		return "", "", fault.New(fault.Unprocessable, "invalid_unit",
+			"an incident is handed down to a community, street or district below its owner that contains where it happened")
+	}
+	found, err := tx.Peek("units", target, &struct{}{})
+	if err != nil {
+		return "", "", err
+	}
+	if !found {
+		return "", "", fault.New(fault.Unprocessable, "invalid_unit", "no such unit: "+target)
+	}
+	s.takeCharge(inc, c.Actor.UserID, tx.Now())
+	inc.UnitID, inc.Level = target, int(lvl)
+	inc.AssigneeID = ""
+	inc.PendingDelay = nil
+	return to, strings.TrimSpace("to " + target + " " + m.Note), nil
+}
+
+// doTakeOver (督办) makes the caller's unit, above the owner, the owner: the item is
+// accepted there with the deadline it had; the first-inquiry owner stays.
+func (s *Service) doTakeOver(tx *command.Tx, c *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {
+	if err := required("reason", m.Reason); err != nil {
+		return "", "", err
+	}
+	lvl, _ := org.LevelOf(c.Actor.UnitID)
+	s.takeCharge(inc, c.Actor.UserID, tx.Now())
+	inc.UnitID, inc.Level = c.Actor.UnitID, int(lvl)
+	inc.AssigneeID = ""
+	inc.PendingDelay = nil
+	inc.Escalations++
+	return to, m.Reason, nil
 }
 
 func (s *Service) doRefuse(tx *command.Tx, c *command.Command, inc *Incident, m *MoveArgs, to Status) (Status, string, error) {

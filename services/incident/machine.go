@@ -25,6 +25,8 @@ const (
 	ActMerge    Action = "merge"
 	ActComment  Action = "comment"
 	ActRate     Action = "rate"
+	ActHandDown Action = "handDown" // 交办: to a unit below, keeping the deadline set here
+	ActTakeOver Action = "takeOver" // 督办: a unit above takes the item as its own
 )
 
 // transitions is the state machine of DESIGN §3: for each action, the statuses it may
@@ -48,6 +50,8 @@ var transitions = map[Action]struct {
 	ActMerge:    {[]Status{Reported, Accepted}, Duplicate},
 	ActComment:  {[]Status{Reported, Accepted, Assigned, InProgress, Delayed, Resolved, Closed, Refused, Duplicate}, ""},
 	ActRate:     {[]Status{Closed}, ""}, // unsatisfied: back to in_progress, once
+	ActHandDown: {[]Status{Reported, Accepted, Assigned, InProgress, Delayed}, Accepted},
+	ActTakeOver: {[]Status{Reported, Accepted, Assigned, InProgress, Delayed}, Accepted},
 }
 
 // next checks that action may happen in status and returns the status after it.

@@ -65,7 +65,7 @@ func (s *Service) Register(r *command.Registry) {
 	keys := command.ArgKey(Coll, "incidentId")
 	r.Register(CmdReport, command.Handler{Apply: s.applyReport, Keys: keys})
 	for _, act := range []Action{ActAccept, ActAssign, ActStart, ActResolve, ActVerify, ActReopen, ActEscalate,
-		ActRefuse, ActDelayReq, ActDelayOK, ActMerge, ActComment, ActRate} {
+		ActRefuse, ActDelayReq, ActDelayOK, ActMerge, ActComment, ActRate, ActHandDown, ActTakeOver} {
 		r.Register("incident."+string(act), command.Handler{Apply: s.applyMove(act), Keys: keys})
 	}
 	r.Register(CmdImport, command.Handler{Apply: s.applyImport, Keys: command.ArgKey(Coll, "id")})

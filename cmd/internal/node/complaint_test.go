@@ -88,3 +88,74 @@ func TestComplaints(t *testing.T) {
 		}
 	}
 }
+
+// A complaint is answered by a discipline officer above the filer, once; an answer
+// after the due time is flagged late, and an open complaint past its due time is
+// listed as overdue. Others cannot answer; bad answers change nothing.
+func TestComplaintAnswer(t *testing.T) {
+	clock := nodetest.NewClock()
+	clock.Advance(shanghai("2026-10-12 09:00").Sub(clock.Now())) // a Monday
+	h, p := startLifecycle(t, clock)
+	push := func(c *nodetest.Client, name string, args map[string]any) (string, string) {
+		st, r := c.Push(c.Queue([]string{name}, []any{args}))
+		if st != 200 {
+			t.Fatalf("push: %d %s", st, c.LastBody)
+		}
+		if e := r.Results[0].Error; e != nil {
+			return r.Results[0].Status, e.Code
+		}
+		return r.Results[0].Status, ""
+	}
+	onTime, late := newID(t), newID(t)
+	for _, id := range []string{onTime, late} {
+		if st, code := push(p.worker, "complaint.file", map[string]any{"complaintId": id, "text": "办事拖拉"}); st != "applied" {
+			t.Fatalf("file: %s %s", st, code)
+		}
+	}
+	for _, c := range []struct {
+		by   *nodetest.Client
+		args map[string]any
+		want string
+	}{
+		{p.dispatcher, map[string]any{"complaintId": onTime, "answer": "已约谈"}, "forbidden"},
+		{p.street, map[string]any{"complaintId": onTime, "answer": "已约谈"}, "forbidden"},
+		{p.discipline, map[string]any{"complaintId": onTime, "answer": "  "}, "invalid_args"},
+		{p.discipline, map[string]any{"complaintId": onTime, "answer": strings.Repeat("长", 4001)}, "invalid_args"},
+		{p.discipline, map[string]any{"complaintId": "../x", "answer": "a"}, "invalid_args"},
+		{p.discipline, map[string]any{"complaintId": newID(t), "answer": "a"}, "not_found"},
+	} {
+		if st, code := push(c.by, "complaint.answer", c.args); st != "rejected" || code != c.want {
+			t.Errorf("%s answers %v: %s %s, want %s", c.by.Device, c.args, st, code, c.want)
+		}
+	}
+	if st, code := push(p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "已约谈当事人并致歉"}); st != "applied" {
+		t.Fatalf("answer: %s %s", st, code)
+	}
+	if st, code := push(p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "again"}); code != "invalid_transition" {
+		t.Errorf("a second answer: %s %s", st, code)
+	}
+	clock.Advance(30 * time.Hour) // Tuesday 15:00: past the next working day's 09:00
+	disc := h.Login("discipline", "dsc-2")
+	var got struct{ Complaints []complaint.Complaint }
+	if st := disc.Do("GET", "/v1/complaints", nil, &got); st != 200 || len(got.Complaints) != 2 {
+		t.Fatalf("list: %d %s", st, disc.LastBody)
+	}
+	for _, c := range got.Complaints {
+		if c.ID == late && (c.Status != complaint.Open || !c.Overdue) {
+			t.Errorf("unanswered past due: %+v", c)
+		}
+		if c.ID == onTime && (c.Status != complaint.Answered || c.Late || c.Overdue || c.AnsweredBy != "discipline" ||
+			c.Answer != "已约谈当事人并致歉" || c.AnsweredAt == nil || !c.AnsweredAt.Equal(shanghai("2026-10-12 09:00"))) {
+			t.Errorf("answered in time: %+v", c)
+		}
+	}
+	if st, code := push(disc, "complaint.answer", map[string]any{"complaintId": late, "answer": "已处理"}); st != "applied" {
+		t.Fatalf("late answer: %s %s", st, code)
+	}
+	disc.Do("GET", "/v1/complaints", nil, &got)
+	for _, c := range got.Complaints {
+		if c.ID == late && (c.Status != complaint.Answered || !c.Late || c.Overdue) {
+			t.Errorf("answered late: %+v", c)
+		}
+	}
+}

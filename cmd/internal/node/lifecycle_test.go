@@ -248,7 +248,7 @@ func TestEveryTransition(t *testing.T) {
 			m["assigneeId"] = "handler"
 		case "resolve":
 			m["result"] = "done"
-		case "reopen", "escalate", "refuse":
+		case "reopen", "escalate", "refuse", "takeOver":
 			m["reason"] = "a reason"
 		case "requestDelay":
 			m["reason"], m["dueAt"] = "a reason", time.Now().Add(30*24*time.Hour)
@@ -277,6 +277,9 @@ func TestEveryTransition(t *testing.T) {
 		"merge":        {incident.Reported, incident.Accepted},
 		"comment":      {incident.Reported, incident.Accepted, incident.Assigned, incident.InProgress, incident.Delayed, incident.Resolved, incident.Closed, incident.Refused, incident.Duplicate},
 		"rate":         {incident.Closed},
+		"takeOver":     {incident.Reported, incident.Accepted, incident.Assigned, incident.InProgress, incident.Delayed},
+		// handDown: from the same statuses as takeOver, once a level above owns the
+		// item (TestHandDownKeepsDeadline).
 	}
 	checked := 0
 	for status, path := range reach {
@@ -291,7 +294,7 @@ func TestEveryTransition(t *testing.T) {
 					mustMove(t, by, step, args(id, step))
 				}
 				by := p.dispatcher
-				if action == "approveDelay" {
+				if action == "approveDelay" || action == "takeOver" {
 					by = p.street
 				}
 				before := getIncident(t, p.dispatcher, id)
@@ -312,7 +315,7 @@ func TestEveryTransition(t *testing.T) {
 			checked++
 		}
 	}
-	if checked != len(reach)*13 {
+	if checked != len(reach)*14 {
 		t.Errorf("checked %d pairs", checked)
 	}
 }
@@ -432,4 +435,84 @@ func catalogCodes(t *testing.T, c *nodetest.Client) map[string]int {
 	}
 	walk(cats)
 	return out
+}
+
+// 交办 and 督办: a level above takes an item over and hands it back down; the
+// deadline it set on taking it stays through the hand-down, the first-inquiry owner
+// never changes, and only units on the way to where it happened can receive it.
+func TestHandDownKeepsDeadline(t *testing.T) {
+	clock := nodetest.NewClock()
+	clock.Advance(shanghai("2026-03-03 10:00").Sub(clock.Now())) // a Tuesday
+	h, p := startLifecycle(t, clock)
+	id := report(t, p.worker, "place.sanitation")
+	// Guards: only a unit above the owner takes over, with a reason; the owner's own
+	// dispatcher cannot.
+	for _, c := range []struct {
+		by   *nodetest.Client
+		args map[string]any
+		want string
+	}{
+		{p.dispatcher, map[string]any{"incidentId": id, "reason": "x"}, "forbidden"},
+		{p.other, map[string]any{"incidentId": id, "reason": "x"}, "not_found"},
+		{p.handler, map[string]any{"incidentId": id, "reason": "x"}, "forbidden"},
+		{p.district, map[string]any{"incidentId": id}, "reason_required"},
+	} {
+		if st, code := move(t, c.by, "takeOver", c.args); code != c.want {
+			t.Errorf("takeOver by %s: %s %s, want %s", c.by.Device, st, code, c.want)
+		}
+	}
+	mustMove(t, p.district, "takeOver", map[string]any{"incidentId": id, "reason": "群众多次反映，区级督办"})
+	inc := getIncident(t, p.district, id)
+	wantDue := shanghai("2026-03-04 10:00")
+	if inc.Status != incident.Accepted || inc.UnitID != nodetest.District || inc.Level != 4 || inc.FirstOwnerID != "district" ||
+		inc.DueAt == nil || !inc.DueAt.Equal(wantDue) {
+		t.Fatalf("after takeOver: %s %s level %d owner %q due %v", inc.Status, inc.UnitID, inc.Level, inc.FirstOwnerID, inc.DueAt)
+	}
+	for _, c := range []struct {
+		unit any
+		want string
+	}{
+		{nodetest.CommunityB, "invalid_unit"}, // below the owner, but not where it happened
+		{nodetest.GridA(1), "invalid_unit"},   // grids have no dispatcher: hand to the community
+		{nodetest.District, "invalid_unit"},   // not below
+		{nodetest.City, "invalid_unit"},
+		{"110105001009", "invalid_unit"}, // no such community
+		{"$ne", "invalid_args"},
+		{nil, "invalid_args"},
+	} {
+		if st, code := move(t, p.district, "handDown", map[string]any{"incidentId": id, "unitId": c.unit}); code != c.want {
+			t.Errorf("handDown to %v: %s %s, want %s", c.unit, st, code, c.want)
+		}
+	}
+	if st, code := move(t, p.dispatcher, "handDown", map[string]any{"incidentId": id, "unitId": nodetest.CommunityA}); code != "forbidden" {
+		t.Errorf("the community hands down an item the district owns: %s %s", st, code)
+	}
+	clock.Advance(3 * time.Hour) // handed down at 13:00: the deadline set at 10:00 stays
+	p.district, p.dispatcher, p.handler, p.street = h.Login("district", "dt2"), h.Login("dispatcher", "desk-a2"), h.Login("handler", "h2"), h.Login("street", "st2")
+	mustMove(t, p.district, "handDown", map[string]any{"incidentId": id, "unitId": nodetest.CommunityA, "note": "请社区限时办结"})
+	inc = getIncident(t, p.dispatcher, id)
+	if inc.Status != incident.Accepted || inc.UnitID != nodetest.CommunityA || inc.Level != 2 || inc.FirstOwnerID != "district" ||
+		!inc.DueAt.Equal(wantDue) {
+		t.Fatalf("after handDown: %s %s level %d owner %q due %v (want %v)", inc.Status, inc.UnitID, inc.Level, inc.FirstOwnerID, inc.DueAt, wantDue)
+	}
+	mustMove(t, p.dispatcher, "assign", map[string]any{"incidentId": id, "assigneeId": "handler"})
+	mustMove(t, p.handler, "start", map[string]any{"incidentId": id})
+	// The street takes it from the community while in progress: still accepted, same deadline.
+	mustMove(t, p.street, "takeOver", map[string]any{"incidentId": id, "reason": "社区超期"})
+	inc = getIncident(t, p.street, id)
+	if inc.Status != incident.Accepted || inc.UnitID != nodetest.Street || inc.AssigneeID != "" || !inc.DueAt.Equal(wantDue) ||
+		inc.FirstOwnerID != "district" || inc.Escalations != 2 {
+		t.Fatalf("after the street's takeOver: %s %s assignee %q due %v first %q escalations %d", inc.Status, inc.UnitID, inc.AssigneeID, inc.DueAt, inc.FirstOwnerID, inc.Escalations)
+	}
+	var actions []string
+	for _, h := range inc.History {
+		if h.Action != "overdue" {
+			actions = append(actions, h.Action+"@"+h.Unit)
+		}
+	}
+	want := []string{"report@" + nodetest.CommunityA, "takeOver@" + nodetest.District, "handDown@" + nodetest.CommunityA,
+		"assign@" + nodetest.CommunityA, "start@" + nodetest.CommunityA, "takeOver@" + nodetest.Street}
+	if !slices.Equal(actions, want) {
+		t.Errorf("history:\n got %v\nwant %v", actions, want)
+	}
 }

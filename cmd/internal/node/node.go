@@ -306,7 +306,7 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
-	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar}
+	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar, Now: o.Now}
 	complaints.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
 
@@ -326,6 +326,8 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	}
 	routers[household.CmdCreate] = household.Router{DB: n.DB, Routes: routes}
 	routers[household.CmdUpdate] = household.Router{DB: n.DB, Routes: routes}
+	routers[complaint.CmdFile] = complaint.Router{DB: n.DB, Routes: routes}
+	routers[complaint.CmdAnswer] = complaint.Router{DB: n.DB, Routes: routes}
 	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
 		PushWait: cfg.PushWait, MaxMutations: cfg.MaxMutations, PullLimit: cfg.PullLimit, MaxOffline: cfg.MaxOffline,
 		Horizon: cfg.TombstoneHoriz, Logger: n.Log, Now: o.Now,
