@@ -1,6 +1,7 @@
 package mobileapi
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -248,4 +249,45 @@ func (s *server) putDevice(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(d)
+}
+
+// getRules returns the categories and capability matrix in force, in the form PUT
+// takes back.
+func (s *server) getRules(c *fiber.Ctx) error { return c.JSON(s.Config.Rules()) }
+
+// putRules replaces the categories and capability matrix without a release.
+func (s *server) putRules(c *fiber.Ctx) error {
+	var r incident.Rules
+	if err := s.decode(c, &r); err != nil {
+		return err
+	}
+	cat, err := s.Config.PutRules(c.UserContext(), r)
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("rules replaced", "by", actorOf(c).UserID, "categoriesVersion", cat.Version)
+	return c.JSON(fiber.Map{"version": cat.Version, "categories": len(cat.Codes())})
+}
+
+// getCalendar lists the calendar years in force and those an admin loaded.
+func (s *server) getCalendar(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"years": s.Incidents.Calendar().Years(), "loaded": s.Config.StoredYears()})
+}
+
+// putCalendarYear loads (or corrects) a calendar year from its official file.
+func (s *server) putCalendarYear(c *fiber.Ctx) error {
+	year, err := strconv.Atoi(c.Params("year"))
+	if err != nil || len(c.Params("year")) != 4 {
+		return fault.New(fault.Invalid, "invalid_year", "the year is four digits")
+	}
+	body := c.Body()
+	if len(body) > s.opt.MaxBody {
+		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	}
+	y, err := s.Config.PutYear(c.UserContext(), year, bytes.Clone(body))
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("calendar year loaded", "by", actorOf(c).UserID, "year", y.Year, "source", y.Source)
+	return c.JSON(fiber.Map{"year": y.Year, "holidays": len(y.Holidays), "makeupWorkdays": len(y.MakeupWorkdays)})
 }

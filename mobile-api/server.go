@@ -42,6 +42,7 @@ type Deps struct {
 	Auth        *auth.Service
 	Sync        *fieldsync.Service
 	Incidents   *incident.Service
+	Config      *incident.Config
 	Complaints  *complaint.Service
 	Directory   *directory.Service
 	Admin       *directory.Admin
@@ -145,6 +146,10 @@ func (s *server) routes(app *fiber.App) {
 	admin.Post("/units", s.createUnit)
 	admin.Post("/users", s.createUser)
 	admin.Post("/users/:login/move", s.moveUser)
+	admin.Get("/rules", s.getRules)
+	admin.Put("/rules", s.putRules)
+	admin.Get("/calendar", s.getCalendar)
+	admin.Put("/calendar/:year", s.putCalendarYear)
 }
 
 const (

@@ -28,6 +28,11 @@ Usage:
   gridctl [flags] whoami                     show the account gridctl acts as
   gridctl [flags] report refusals [--month YYYY-MM] [--unit CODE] [--csv]
                                              the monthly refusal report (default: last month)
+  gridctl [flags] rules get                  print the incident categories and capability matrix in force
+  gridctl [flags] rules put [--categories FILE] [--capabilities FILE]
+                                             replace them (a file left out keeps the one in force)
+  gridctl [flags] calendar list              the working-day calendar years in force
+  gridctl [flags] calendar load FILE         load a year (the format of schemas/calendar/*.json)
   gridctl [flags] fleet [--devices N --duration D --reports N …]  simulate handsets, check they converge
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
@@ -99,6 +104,21 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = c.createUser(rest[2:], stdout, stderr)
 	case "user move":
 		err = c.moveUser(rest[2:], stdout, stderr)
+	case "rules get":
+		var r map[string]json.RawMessage
+		if err = c.do("GET", "/v1/admin/rules", nil, &r); err == nil {
+			b, _ := json.MarshalIndent(r, "", "  ")
+			fmt.Fprintln(stdout, string(b))
+		}
+	case "rules put":
+		err = c.putRules(rest[2:], stdout, stderr)
+	case "calendar list":
+		var r struct{ Years, Loaded []int }
+		if err = c.do("GET", "/v1/admin/calendar", nil, &r); err == nil {
+			fmt.Fprintf(stdout, "years in force: %v\nloaded by an admin: %v\n", r.Years, r.Loaded)
+		}
+	case "calendar load":
+		err = c.loadYear(rest[2:], stdout)
 	case "report refusals":
 		err = c.refusalReport(rest[2:], stdout, stderr)
 	case "whoami":
@@ -170,6 +190,65 @@ func (c *client) refusalReport(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", u.Unit, u.Count, u.Late)
 	}
 	return tw.Flush()
+}
+
+// putRules replaces the rules, reading each document from its file or keeping the
+// one in force.
+func (c *client) putRules(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rules put", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cats := fs.String("categories", "", "categories file (the form of schemas/categories.json)")
+	caps := fs.String("capabilities", "", "capability matrix file (the form of schemas/capabilities.json)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cats == "" && *caps == "" {
+		return errors.New("usage: gridctl rules put [--categories FILE] [--capabilities FILE]")
+	}
+	var r map[string]json.RawMessage
+	if err := c.do("GET", "/v1/admin/rules", nil, &r); err != nil {
+		return err
+	}
+	for key, file := range map[string]string{"categories": *cats, "capabilities": *caps} {
+		if file == "" {
+			continue
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(data) {
+			return fmt.Errorf("%s is not JSON", file)
+		}
+		r[key] = data
+	}
+	var out struct{ Version, Categories int }
+	if err := c.do("PUT", "/v1/admin/rules", r, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rules version %d in force: %d categories\n", out.Version, out.Categories)
+	return nil
+}
+
+// loadYear loads a calendar year file.
+func (c *client) loadYear(args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: gridctl calendar load FILE")
+	}
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	var y struct{ Year int }
+	if err := json.Unmarshal(data, &y); err != nil || y.Year == 0 {
+		return fmt.Errorf("%s: not a calendar year file (no \"year\")", args[0])
+	}
+	var out struct{ Year, Holidays, MakeupWorkdays int }
+	if err := c.do("PUT", fmt.Sprintf("/v1/admin/calendar/%d", y.Year), json.RawMessage(data), &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "calendar %d loaded: %d holidays, %d make-up workdays\n", out.Year, out.Holidays, out.MakeupWorkdays)
+	return nil
 }
 
 func (c *client) createUser(args []string, stdout, stderr io.Writer) error {

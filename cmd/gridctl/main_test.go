@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node"
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 	"github.com/gridkeeper/gridkeeper/pkg/testrig"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/schemas"
 )
 
 func TestMain(m *testing.M) { os.Exit(testrig.Main(m)) }
@@ -98,5 +102,91 @@ func TestGridctlRefusalReport(t *testing.T) {
 	}
 	if code, _, errs := ctl(h, "dispatcher", "report", "refusals"); code == 0 || !strings.Contains(errs, "403") {
 		t.Errorf("a dispatcher: %d %q", code, errs)
+	}
+}
+
+// An admin loads next year's calendar with gridctl: deadlines that fall into it count
+// its holidays at once; a malformed or mismatched file is refused and loads nothing.
+func TestGridctlLoadsACalendarYear(t *testing.T) {
+	h := nodetest.Start(t, func(_ *node.Config, o *node.Options) {
+		// Thursday 2026-12-31 10:00, a working day: 1 working day later is in 2027.
+		at := time.Date(2026, 12, 31, 10, 0, 0, 0, workday.Location())
+		o.Now = func() time.Time { return at }
+	})
+	h.Org(1)
+	dir := t.TempDir()
+	year := `{"year": 2027, "timezone": "Asia/Shanghai", "source": "test notice",
+  "holidays": [{"name": "元旦 New Year", "from": "2027-01-01", "to": "2027-01-03"}],
+  "makeup_workdays": []}`
+	good := filepath.Join(dir, "cn-2027.json")
+	bad := filepath.Join(dir, "bad.json")
+	wrong := filepath.Join(dir, "wrong.json")
+	os.WriteFile(good, []byte(year), 0o600)
+	os.WriteFile(bad, []byte(strings.Replace(year, `"2027-01-03"`, `"2027-13-03"`, 1)), 0o600)
+	os.WriteFile(wrong, []byte(strings.Replace(year, `"timezone"`, `"tz"`, 1)), 0o600)
+	accept := func(device string) time.Time {
+		t.Helper()
+		w, d := h.Login("worker1", "w-"+device), h.Login("dispatcher", "d-"+device)
+		id := uuid.Must(uuid.NewV7()).String()
+		args := nodetest.Report(id)
+		args["category"] = "place.sanitation"
+		if _, r := w.Push(w.Queue([]string{"incident.report"}, []any{args})); r.Results[0].Status != "applied" {
+			t.Fatalf("report: %+v", r)
+		}
+		if _, r := d.Push(d.Queue([]string{"incident.accept"}, []any{map[string]any{"incidentId": id}})); r.Results[0].Status != "applied" {
+			t.Fatalf("accept: %+v", r)
+		}
+		var inc struct{ DueAt time.Time }
+		d.Do("GET", "/v1/incidents/"+id, nil, &inc)
+		return inc.DueAt
+	}
+	// Without 2027, counting falls back to plain days: due New Year's Day.
+	if due := accept("a"); !due.Equal(time.Date(2027, 1, 1, 10, 0, 0, 0, workday.Location())) {
+		t.Errorf("due without a 2027 calendar: %v", due)
+	}
+	for _, c := range []struct{ who, file, want string }{
+		{"admin", bad, "invalid_calendar"},
+		{"admin", wrong, "invalid_calendar"},
+		{"admin", filepath.Join(dir, "missing.json"), "no such file"},
+		{"dispatcher", good, "403"},
+	} {
+		if code, _, errs := ctl(h, c.who, "calendar", "load", c.file); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("load %s as %s: %d %q, want %s", filepath.Base(c.file), c.who, code, errs, c.want)
+		}
+	}
+	if code, out, errs := ctl(h, "admin", "calendar", "load", good); code != 0 || !strings.Contains(out, "calendar 2027 loaded: 1 holidays") {
+		t.Fatalf("load: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := ctl(h, "admin", "calendar", "list"); code != 0 || !strings.Contains(out, "[2025 2026 2027]") || !strings.Contains(out, "admin: [2027]") {
+		t.Errorf("list: %d %q", code, out)
+	}
+	// With 2027 loaded: 1-3 January are holidays, so due Monday 4 January 10:00.
+	if due := accept("b"); !due.Equal(time.Date(2027, 1, 4, 10, 0, 0, 0, workday.Location())) {
+		t.Errorf("due with the 2027 calendar: %v", due)
+	}
+}
+
+// gridctl prints the rules in force and replaces one document, keeping the other.
+func TestGridctlRules(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	code, out, errs := ctl(h, "admin", "rules", "get")
+	if code != 0 || !strings.Contains(out, `"capabilities"`) || !strings.Contains(out, `"place.sanitation"`) {
+		t.Fatalf("rules get: %d %q", code, errs)
+	}
+	data, err := schemas.Files.ReadFile("categories.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "categories.json")
+	os.WriteFile(file, []byte(strings.Replace(string(data), `"version": 1`, `"version": 2`, 1)), 0o600)
+	if code, out, errs := ctl(h, "admin", "rules", "put", "--categories", file); code != 0 || !strings.Contains(out, "rules version 2 in force") {
+		t.Fatalf("rules put: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(h, "admin", "rules", "put", "--categories", file); code == 0 || !strings.Contains(errs, "stale_version") {
+		t.Errorf("the same version again: %d %q", code, errs)
+	}
+	if code, _, errs := ctl(h, "admin", "rules", "put"); code == 0 || !strings.Contains(errs, "usage") {
+		t.Errorf("no file: %d %q", code, errs)
 	}
 }

@@ -134,6 +134,9 @@ func (n Names) AttachRefsBucket() string { return n.Prefix + "_attachrefs" }
 // SessionsBucket is the KV bucket of login sessions.
 func (n Names) SessionsBucket() string { return n.Prefix + "_sessions" }
 
+// ConfigBucket is the KV bucket of what admins change at run time (rules, calendar).
+func (n Names) ConfigBucket() string { return n.Prefix + "_config" }
+
 // Partition returns the partition of a key.
 func (n Names) Partition(key string) int {
 	h := fnv.New32a()

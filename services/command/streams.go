@@ -97,6 +97,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		Bucket:      n.AttachRefsBucket(),
 		Description: "which records (and so which scopes) reference each attachment",
 	}, {
+		Bucket:      n.ConfigBucket(),
+		Description: "what admins change at run time: incident rules, calendar years",
+		History:     10,
+	}, {
 		Bucket:      n.SessionsBucket(),
 		Description: "login sessions with their current refresh token",
 		TTL:         o.SessionTTL,

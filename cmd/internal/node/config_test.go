@@ -1,79 +1,130 @@
-package node
+package node_test
 
 import (
-	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	"github.com/gridkeeper/gridkeeper/schemas"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-func TestConfigDefaultsRunWithNothingSet(t *testing.T) {
-	c, err := LoadConfig(nil, env(nil), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
+// rulesWith returns the shipped rules with the categories' version set and a new
+// sub-category of "place" (with its capability row) when add is not "".
+func rulesWith(t *testing.T, version int, add string, row []int) map[string]any {
+	t.Helper()
+	var cats, caps map[string]any
+	for name, dst := range map[string]*map[string]any{"categories.json": &cats, "capabilities.json": &caps} {
+		data, err := schemas.Files.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, dst); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || !c.Demo || c.DemoPassword != "gridkeeper" || c.MongoURI != "" || c.NATSURL != "" {
-		t.Errorf("defaults: %+v", c)
+	cats["version"] = version
+	if add != "" {
+		for _, c := range cats["categories"].([]any) {
+			top := c.(map[string]any)
+			if top["code"] == "place" {
+				top["subcategories"] = append(top["subcategories"].([]any), map[string]any{"code": add,
+					"names": map[string]any{"zh": "共享单车乱停放", "en": "Shared bikes parked badly"}, "defaultLevel": 2,
+					"special": true, "serviceCode": "L99", "department": "城管"})
+			}
+		}
+		caps["matrix"].(map[string]any)[add] = row
 	}
-	if !c.HasRole("api") || !c.HasRole("applier") {
-		t.Error("both roles by default")
-	}
+	return map[string]any{"categories": cats, "capabilities": caps}
 }
 
-func TestConfigPrecedenceAndValidation(t *testing.T) {
-	c, err := LoadConfig([]string{"--http-addr", "127.0.0.1:9", "--no-demo"}, env(map[string]string{
-		"GRID_HTTP_ADDR": "127.0.0.1:7", "GRID_PUSH_WAIT": "3s", "GRID_JWT_KEY": "secret-secret",
-	}), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
+// An admin replaces the categories and capability matrix at run time: the new
+// category is listed, reported, routed and given its deadline; bad or stale rules are
+// refused and change nothing; the change survives a restart.
+func TestRulesChangeWithoutRelease(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(2)
+	admin, worker, dispatcher := h.Login("admin", "adm"), h.Login("worker1", "w1"), h.Login("dispatcher", "d1")
+	categories := func(c *nodetest.Client) (int, map[string]bool) {
+		var r struct {
+			Version    int
+			Categories []struct {
+				Code          string
+				Subcategories []struct{ Code string }
+			}
+		}
+		if st := c.Do("GET", "/v1/categories", nil, &r); st != 200 {
+			t.Fatalf("categories: %d", st)
+		}
+		codes := map[string]bool{}
+		for _, c := range r.Categories {
+			for _, s := range c.Subcategories {
+				codes[s.Code] = true
+			}
+		}
+		return r.Version, codes
 	}
-	if c.HTTPAddr != "127.0.0.1:9" || c.PushWait != 3*time.Second || c.Demo {
-		t.Errorf("flags over env over defaults: %+v", c)
-	}
-	if m := c.Masked(); m["GRID_JWT_KEY"] != "***" || m["GRID_DEMO_PASSWORD"] != "***" || m["GRID_HTTP_ADDR"] != "127.0.0.1:9" {
-		t.Errorf("masked: %v", m)
-	}
-	for name, e := range map[string]map[string]string{
-		"short horizon": {"GRID_TOMBSTONE_HORIZON": "24h"},
-		"bad number":    {"GRID_PARTITIONS": "many"},
-		"bad role":      {"GRID_ROLES": "api,cook"},
-		"bad prefix":    {"GRID_STREAM_PREFIX": "a.b"},
-		"bad duration":  {"GRID_PUSH_WAIT": "soon"},
+	const code = "place.bikes"
+	for _, c := range []struct {
+		name string
+		by   *nodetest.Client
+		body any
+		st   int
+		code string
+	}{
+		{"not an admin", dispatcher, rulesWith(t, 2, code, []int{0, 1, 1, 1, 1}), 403, "forbidden"},
+		{"same version", admin, rulesWith(t, 1, code, []int{0, 1, 1, 1, 1}), 409, "stale_version"},
+		{"matrix disagrees with defaultLevel", admin, rulesWith(t, 2, code, []int{0, 0, 1, 1, 1}), 422, "invalid_rules"},
+		{"no capability row", admin, func() any {
+			r := rulesWith(t, 2, code, nil)
+			delete(r["capabilities"].(map[string]any)["matrix"].(map[string]any), code)
+			return r
+		}(), 422, "invalid_rules"},
+		{"a category dropped", admin, func() any {
+			r := rulesWith(t, 2, "", nil)
+			tops := r["categories"].(map[string]any)["categories"].([]any)
+			r["categories"].(map[string]any)["categories"] = tops[1:]
+			return r
+		}(), 422, "invalid_rules"},
+		{"only one document", admin, map[string]any{"categories": rulesWith(t, 2, "", nil)["categories"]}, 400, "invalid_rules"},
+		{"not JSON", admin, "{", 400, "invalid_json"},
+		{"operator injection", admin, map[string]any{"categories": map[string]any{"$where": "1"}, "capabilities": map[string]any{}}, 422, "invalid_rules"},
 	} {
-		if _, err := LoadConfig(nil, env(e), &bytes.Buffer{}); err == nil {
-			t.Errorf("%s accepted", name)
+		var st int
+		var body []byte
+		if s, ok := c.body.(string); ok {
+			st, body = c.by.Raw("PUT", "/v1/admin/rules", []byte(s), nil)
+		} else {
+			st, body = c.by.Raw("PUT", "/v1/admin/rules", c.body, nil)
+		}
+		if st != c.st || !strings.Contains(string(body), c.code) {
+			t.Errorf("%s: %d %s, want %d %s", c.name, st, body, c.st, c.code)
 		}
 	}
-}
+	if v, codes := categories(worker); v != 1 || codes[code] {
+		t.Fatalf("refused rules changed the categories: version %d", v)
+	}
+	var out struct{ Version, Categories int }
+	if st := admin.Do("PUT", "/v1/admin/rules", rulesWith(t, 2, code, []int{0, 1, 1, 1, 1}), &out); st != 200 || out.Version != 2 {
+		t.Fatalf("put rules: %d %s", st, admin.LastBody)
+	}
+	if v, codes := categories(worker); v != 2 || !codes[code] {
+		t.Fatalf("after the change: version %d, has %s: %v", v, code, codes[code])
+	}
+	id := report(t, worker, code)
+	mustMove(t, dispatcher, "accept", map[string]any{"incidentId": id})
+	inc := getIncident(t, dispatcher, id)
+	if !inc.Special || inc.DueAt == nil {
+		t.Errorf("an item of the new special category: special %v due %v", inc.Special, inc.DueAt)
+	}
+	var got map[string]json.RawMessage
+	if st := admin.Do("GET", "/v1/admin/rules", nil, &got); st != 200 || !strings.Contains(string(got["categories"]), code) {
+		t.Errorf("GET rules: %d", st)
+	}
 
-func TestHelpListsEverySetting(t *testing.T) {
-	var out bytes.Buffer
-	if _, err := LoadConfig([]string{"--help"}, env(nil), &out); err == nil {
-		t.Fatal("--help should stop")
-	}
-	for _, k := range EnvKeys() {
-		if !strings.Contains(out.String(), k) {
-			t.Errorf("--help does not mention %s", k)
-		}
-	}
-}
-
-// --help never shows a secret taken from the environment, and the secret still applies.
-func TestHelpHidesSecrets(t *testing.T) {
-	e := env(map[string]string{"GRID_JWT_KEY": "very-secret-key-value-0123456789", "GRID_MONGO_URI": "mongodb://user:pw@db/"})
-	var out bytes.Buffer
-	_, _ = LoadConfig([]string{"--help"}, e, &out)
-	if strings.Contains(out.String(), "very-secret") || strings.Contains(out.String(), "user:pw") {
-		t.Errorf("--help shows a secret:\n%s", out.String())
-	}
-	c, err := LoadConfig(nil, e, &bytes.Buffer{})
-	if err != nil || c.JWTKey != "very-secret-key-value-0123456789" || c.MongoURI != "mongodb://user:pw@db/" {
-		t.Errorf("secrets from the environment: %v %+v", err, c)
-	}
-	c, _ = LoadConfig([]string{"--jwt-key", "from-the-flag-from-the-flag-01234"}, e, &bytes.Buffer{})
-	if c.JWTKey != "from-the-flag-from-the-flag-01234" {
-		t.Errorf("a flag beats the environment: %q", c.JWTKey)
+	h.Restart(nil)
+	worker = h.Login("worker1", "w1b")
+	if v, codes := categories(worker); v != 2 || !codes[code] {
+		t.Errorf("after a restart: version %d, has %s: %v", v, code, codes[code])
 	}
 }

@@ -72,6 +72,7 @@ type Node struct {
 	Auth      *auth.Service
 	Sync      *fieldsync.Service
 	Incidents *incident.Service
+	Config    *incident.Config
 	Directory *directory.Service
 	Devices   *device.Service
 	Appliers  []*command.Applier
@@ -101,6 +102,8 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 			n = nil
 		}
 	}()
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -113,14 +116,12 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	if err := command.EnsureStreams(ctx, n.JS, n.Names, command.StreamOptions{Horizon: cfg.TombstoneHoriz, SessionTTL: cfg.RefreshTTL}); err != nil {
 		return nil, err
 	}
-	if err := n.buildServices(ctx, o); err != nil {
+	if err := n.buildServices(ctx, runCtx, o); err != nil {
 		return nil, err
 	}
 	if err := n.indexIDs(ctx); err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
 	if cfg.HasRole("applier") {
 		for p := 0; p < cfg.Partitions; p++ {
 			a := command.NewApplier(n.JS, n.DB, n.Names, n.Registry, command.ApplierOptions{
@@ -273,15 +274,15 @@ func (n *Node) openBroker(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) buildServices(ctx context.Context, o Options) error {
+func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	cfg := n.Cfg
 	n.Metrics = prometheus.NewRegistry()
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cat, err := loadCatalog()
+	rules, err := shippedRules()
 	if err != nil {
 		return err
 	}
-	matrix, err := loadMatrix(cat)
+	cat, matrix, err := incident.ParseRules(rules)
 	if err != nil {
 		return err
 	}
@@ -303,6 +304,14 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 	n.Incidents = incident.NewService(incident.NewStore(n.DB), feed, routes, cat, matrix, cal)
 	n.Incidents.SetSLA(incident.SLAOptions{WarnBefore: cfg.DueWarning, UrgentAccept: cfg.UrgentAccept})
 	n.Incidents.Register(n.Registry)
+	configKV, err := n.JS.KeyValue(ctx, n.Names.ConfigBucket())
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	n.Config = incident.NewConfig(configKV, n.Incidents, rules, cal, n.Log)
+	if err := n.Config.Watch(runCtx); err != nil {
+		return err
+	}
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
@@ -355,27 +364,23 @@ func (n *Node) buildServices(ctx context.Context, o Options) error {
 		return err
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
-		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
+		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
 		Households: &household.Service{DB: n.DB}, Devices: n.Devices, Complaints: complaints,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil
 }
 
-func loadCatalog() (*incident.Catalog, error) {
-	data, err := schemas.Files.ReadFile("categories.json")
-	if err != nil {
-		return nil, err
+// shippedRules are the categories and capability matrix in schemas/, in force until
+// an admin replaces them.
+func shippedRules() (incident.Rules, error) {
+	var r incident.Rules
+	var err error
+	if r.Categories, err = schemas.Files.ReadFile("categories.json"); err != nil {
+		return r, err
 	}
-	return incident.ParseCatalog(data)
-}
-
-func loadMatrix(cat *incident.Catalog) (*incident.Matrix, error) {
-	data, err := schemas.Files.ReadFile("capabilities.json")
-	if err != nil {
-		return nil, err
-	}
-	return incident.ParseMatrix(data, cat)
+	r.Capabilities, err = schemas.Files.ReadFile("capabilities.json")
+	return r, err
 }
 
 func loadCalendar() (*workday.Calendar, error) {
