@@ -18,14 +18,19 @@ import (
 // refusal filed in a month in a unit's subtree, by refusing unit. The report of a
 // month is due by the 10th of the next; from the 1st it is complete.
 type RefusalReport struct {
-	Month       string        `json:"month"` // YYYY-MM, Asia/Shanghai
-	Unit        string        `json:"unit"`
-	GeneratedAt time.Time     `json:"generatedAt"`
-	DueBy       string        `json:"dueBy"`    // YYYY-MM-10 of the next month
-	Complete    bool          `json:"complete"` // the month is over
-	Total       int           `json:"total"`
-	Late        int           `json:"late"` // filed later than 1 working day after receipt
-	ByUnit      []RefusalUnit `json:"byUnit"`
+	Month       string    `json:"month"` // YYYY-MM, Asia/Shanghai
+	Unit        string    `json:"unit"`
+	GeneratedAt time.Time `json:"generatedAt"`
+	DueBy       string    `json:"dueBy"`    // YYYY-MM-10 of the next month
+	Complete    bool      `json:"complete"` // the month is over
+	// Filed is set once the report was filed on the 1st; it is then read from that
+	// record, and GeneratedAt is the filing time.
+	Filed  bool          `json:"filed"`
+	Total  int           `json:"total"`
+	Late   int           `json:"late"` // filed later than 1 working day after receipt
+	ByUnit []RefusalUnit `json:"byUnit"`
+
+	at map[string]int // ByUnit index per unit, while building
 }
 
 // RefusalUnit is one refusing unit's part of the report.
@@ -38,14 +43,14 @@ type RefusalUnit struct {
 
 // RefusalItem is one refusal.
 type RefusalItem struct {
-	IncidentID      string    `json:"incidentId"`
-	Category        string    `json:"category"`
-	Reason          string    `json:"reason"`
-	By              string    `json:"by"`
-	ReceivedAt      time.Time `json:"receivedAt"`
-	RefusedAt       time.Time `json:"refusedAt"`
-	Late            bool      `json:"late"`
-	RequesterNotice string    `json:"requesterNotice,omitempty"`
+	IncidentID      string    `json:"incidentId" bson:"incidentId"`
+	Category        string    `json:"category" bson:"category"`
+	Reason          string    `json:"reason" bson:"reason"`
+	By              string    `json:"by" bson:"by"`
+	ReceivedAt      time.Time `json:"receivedAt" bson:"receivedAt"`
+	RefusedAt       time.Time `json:"refusedAt" bson:"refusedAt"`
+	Late            bool      `json:"late" bson:"late"`
+	RequesterNotice string    `json:"requesterNotice,omitempty" bson:"requesterNotice,omitempty"`
 }
 
 // RefusalReport builds the report of month (YYYY-MM; empty: the previous month) for
@@ -65,50 +70,79 @@ func (s *Service) RefusalReport(ctx context.Context, a org.Actor, month, unit st
 	if !a.Sees(unit) {
 		return nil, fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
 	}
-	var start time.Time
 	if month == "" {
 		y, m, _ := now.In(loc).Date()
-		start = time.Date(y, m-1, 1, 0, 0, 0, 0, loc)
-	} else {
-		t, err := time.ParseInLocation("2006-01", month, loc)
-		if err != nil || t.Year() < 2000 || t.Year() > 2100 {
-			return nil, fault.New(fault.Invalid, "invalid_request", "month: YYYY-MM")
+		month = time.Date(y, m-1, 1, 0, 0, 0, 0, loc).Format("2006-01")
+	} else if t, err := time.ParseInLocation("2006-01", month, loc); err != nil || t.Year() < 2000 || t.Year() > 2100 {
+		return nil, fault.New(fault.Invalid, "invalid_request", "month: YYYY-MM")
+	}
+	f, err := s.filed(ctx, month)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return s.refusals(ctx, month, unit, now)
+	}
+	// Filed on the 1st: the report is the frozen record, cut to the unit.
+	r := newRefusalReport(month, unit, f.FiledAt.UTC(), now)
+	r.Filed = true
+	for _, x := range f.Refusals {
+		if org.Contains(unit, x.Unit) {
+			r.add(x.Unit, x.Item)
 		}
-		start = t
+	}
+	return r, nil
+}
+
+func newRefusalReport(month, unit string, generated, now time.Time) *RefusalReport {
+	start, _ := time.ParseInLocation("2006-01", month, workday.Location())
+	end := start.AddDate(0, 1, 0)
+	return &RefusalReport{Month: month, Unit: unit, GeneratedAt: generated, DueBy: dueBy(month),
+		Complete: !now.Before(end), ByUnit: []RefusalUnit{}, at: map[string]int{}}
+}
+
+func (r *RefusalReport) add(unit string, it RefusalItem) {
+	i, ok := r.at[unit]
+	if !ok {
+		i = len(r.ByUnit)
+		r.at[unit] = i
+		r.ByUnit = append(r.ByUnit, RefusalUnit{Unit: unit, Items: []RefusalItem{}})
+	}
+	u := &r.ByUnit[i]
+	u.Items = append(u.Items, it)
+	u.Count++
+	r.Total++
+	if it.Late {
+		u.Late++
+		r.Late++
+	}
+}
+
+// refusals builds month's report from the incidents as they are, for unit's subtree
+// ("" for every unit).
+func (s *Service) refusals(ctx context.Context, month, unit string, now time.Time) (*RefusalReport, error) {
+	start, err := time.ParseInLocation("2006-01", month, workday.Location())
+	if err != nil {
+		return nil, fault.New(fault.Invalid, "invalid_request", "month: YYYY-MM")
 	}
 	end := start.AddDate(0, 1, 0)
 	filter := bson.D{
 		{Key: "status", Value: string(Refused)},
 		{Key: "refusal.at", Value: bson.D{{Key: "$gte", Value: start.UTC()}, {Key: "$lt", Value: end.UTC()}}},
+	}
+	if unit != "" {
 		// Unit codes are digits only: the prefix needs no escaping.
-		{Key: "refusal.unit", Value: bson.D{{Key: "$regex", Value: "^" + unit}}},
+		filter = append(filter, bson.E{Key: "refusal.unit", Value: bson.D{{Key: "$regex", Value: "^" + unit}}})
 	}
 	docs, err := s.store.find(ctx, filter, options.Find().SetSort(bson.D{{Key: "refusal.at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, err
 	}
-	r := &RefusalReport{Month: start.Format("2006-01"), Unit: unit, GeneratedAt: now.UTC(),
-		DueBy: end.Format("2006-01") + "-10", Complete: !now.Before(end), ByUnit: []RefusalUnit{}}
-	at := map[string]int{}
+	r := newRefusalReport(month, unit, now.UTC(), now)
 	for _, d := range docs {
-		rf := d.Refusal
-		if rf == nil {
-			continue
-		}
-		i, ok := at[rf.Unit]
-		if !ok {
-			i = len(r.ByUnit)
-			at[rf.Unit] = i
-			r.ByUnit = append(r.ByUnit, RefusalUnit{Unit: rf.Unit, Items: []RefusalItem{}})
-		}
-		u := &r.ByUnit[i]
-		u.Items = append(u.Items, RefusalItem{IncidentID: d.ID, Category: d.Category, Reason: rf.Reason, By: rf.By,
-			ReceivedAt: rf.ReceivedAt.UTC(), RefusedAt: rf.At.UTC(), Late: rf.Late, RequesterNotice: rf.RequesterNotice})
-		u.Count++
-		r.Total++
-		if rf.Late {
-			u.Late++
-			r.Late++
+		if rf := d.Refusal; rf != nil {
+			r.add(rf.Unit, RefusalItem{IncidentID: d.ID, Category: d.Category, Reason: rf.Reason, By: rf.By,
+				ReceivedAt: rf.ReceivedAt.UTC(), RefusedAt: rf.At.UTC(), Late: rf.Late, RequesterNotice: rf.RequesterNotice})
 		}
 	}
 	return r, nil

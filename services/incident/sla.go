@@ -218,7 +218,7 @@ func (tm *Timers) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("timers: %w", err)
 	}
-	return command.Work(ctx, stream, "sla", []string{tm.Names.TimerFilter()}, tm.Log, tm.handle)
+	return command.Work(ctx, stream, "sla", []string{tm.Names.TimerSubject("incident.>")}, tm.Log, tm.handle)
 }
 
 func (tm *Timers) handle(ctx context.Context, data []byte) error {

@@ -157,6 +157,10 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		if err := timers.Run(runCtx); err != nil {
 			return nil, err
 		}
+		filer := &incident.Filer{JS: n.JS, DB: n.DB, Names: n.Names, Svc: n.Incidents, Log: log, Now: o.Now}
+		if err := filer.Run(runCtx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HasRole("notifier") {
 		if err := n.startPoker(ctx, runCtx, o); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
@@ -77,5 +78,46 @@ func TestRefusalReport(t *testing.T) {
 		if st, _ := disc.Raw("GET", "/v1/reports/refusals?"+q, nil, nil); st != 400 {
 			t.Errorf("%s: %d, want 400", q, st)
 		}
+	}
+}
+
+// The report is filed on the 1st by a broker schedule, even across a gridd restart:
+// from then on the month's report is the filed record (filed, with its filing time),
+// and the discipline officers are told (report.refusalsFiled).
+func TestRefusalReportFiledOnTheFirst(t *testing.T) {
+	clock := nodetest.NewClock() // the real time: gridd schedules this month's filing on the 1st ahead
+	h, p := startLifecycle(t, clock)
+	id := report(t, p.worker, "place.sanitation")
+	mustMove(t, p.dispatcher, "refuse", map[string]any{"incidentId": id, "reason": "不属本社区受理范围"})
+	loc := workday.Location()
+	y, m, _ := clock.Now().In(loc).Date()
+	month := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	first := month.AddDate(0, 1, 0)
+	clock.Advance(first.Sub(clock.Now()) + 5*time.Minute)
+	// The broker's schedule runs on real time: set this month's filing two seconds
+	// ahead instead of on the 1st, and restart gridd before it fires.
+	if err := incident.ScheduleRefusalReport(t.Context(), h.Node.JS, h.Node.Names, month.Format("2006-01"), time.Now().Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	h.Restart(nil)
+	disc := h.Login("discipline", "dsc-f")
+	var r incident.RefusalReport
+	deadline := time.Now().Add(20 * time.Second)
+	for !r.Filed && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		if st := disc.Do("GET", "/v1/reports/refusals?month="+month.Format("2006-01"), nil, &r); st != 200 {
+			t.Fatalf("report: %d %s", st, disc.LastBody)
+		}
+	}
+	if !r.Filed || !r.GeneratedAt.Equal(first.Add(5*time.Minute)) || r.Total != 1 || r.DueBy != first.Format("2006-01")+"-10" ||
+		r.ByUnit[0].Items[0].IncidentID != id || r.ByUnit[0].Items[0].Reason != "不属本社区受理范围" {
+		t.Fatalf("filed report: %+v", r)
+	}
+	// Cut to a unit from the filed record.
+	if st := disc.Do("GET", "/v1/reports/refusals?month="+month.Format("2006-01")+"&unit="+nodetest.CommunityB, nil, &r); st != 200 || !r.Filed || r.Total != 0 {
+		t.Errorf("community B from the filed record: %d %+v", st, r)
+	}
+	if evs := events(t, h, "report.refusalsFiled"); len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"dueBy":"`+first.Format("2006-01")+`-10"`) {
+		t.Errorf("filing events: %d", len(evs))
 	}
 }
