@@ -113,7 +113,6 @@ func (n Names) SchedSubject(name string) string { return n.Prefix + ".sched." + 
 // TimerSubject is where the timer name fires.
 func (n Names) TimerSubject(name string) string { return n.Prefix + ".timer." + name }
 
-
 // JrnSubject is where partition p's applier commits its journals.
 func (n Names) JrnSubject(p int) string { return n.Prefix + ".jrn." + strconv.Itoa(p) }
 
