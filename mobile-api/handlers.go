@@ -14,6 +14,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/gridkeeper/gridkeeper/services/notify"
 )
 
 func (s *server) healthz(c *fiber.Ctx) error {
@@ -290,4 +291,40 @@ func (s *server) putCalendarYear(c *fiber.Ctx) error {
 	}
 	s.Logger.Info("calendar year loaded", "by", actorOf(c).UserID, "year", y.Year, "source", y.Source)
 	return c.JSON(fiber.Map{"year": y.Year, "holidays": len(y.Holidays), "makeupWorkdays": len(y.MakeupWorkdays)})
+}
+
+// notifications is the caller's inbox, newest first: GET /v1/notifications?before=&limit=.
+func (s *server) notifications(c *fiber.Ctx) error {
+	limit := 50
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return fault.New(fault.Invalid, "invalid_request", "limit: 1 to 200")
+		}
+		limit = n
+	}
+	ns, err := s.Inbox.List(c.UserContext(), actorOf(c), strings.Clone(c.Query("before")), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"notifications": ns})
+}
+
+func (s *server) getPreferences(c *fiber.Ctx) error {
+	p, err := s.Prefs.Get(c.UserContext(), actorOf(c).UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *server) putPreferences(c *fiber.Ctx) error {
+	var p notify.Preferences
+	if err := s.decode(c, &p); err != nil {
+		return err
+	}
+	if err := s.Prefs.Put(c.UserContext(), actorOf(c).UserID, p); err != nil {
+		return err
+	}
+	return c.JSON(p)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/gridkeeper/gridkeeper/services/notify"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,6 +45,8 @@ type Deps struct {
 	Incidents   *incident.Service
 	Config      *incident.Config
 	Complaints  *complaint.Service
+	Inbox       notify.Inbox
+	Prefs       *notify.Prefs
 	Directory   *directory.Service
 	Admin       *directory.Admin
 	// Ready reports whether the database, NATS and the appliers are up.
@@ -126,6 +129,9 @@ func (s *server) routes(app *fiber.App) {
 	authed := v1.Group("", s.authenticate)
 	authed.Post("/auth/logout", s.logout)
 	authed.Get("/me", s.me)
+	authed.Get("/me/preferences", s.getPreferences)
+	authed.Put("/me/preferences", s.putPreferences)
+	authed.Get("/notifications", s.notifications)
 	authed.Put("/devices/:deviceId", s.putDevice)
 	authed.Post("/sync/push", s.push)
 	authed.Post("/sync/pull", s.pull)

@@ -47,6 +47,9 @@ type Options struct {
 	// BcryptCost is the cost of stored hashes; an unknown login is compared against a
 	// dummy hash of the same cost, so it takes as long as a known one.
 	BcryptCost int
+	// SessionEnded is told when a device's session ends for good — logout, a stolen
+	// refresh token, or another user logging in on the device — so its pushes stop.
+	SessionEnded func(ctx context.Context, deviceID, userID string)
 }
 
 // Service issues and checks tokens.
@@ -185,7 +188,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
 	if _, err := s.kv.Create(ctx, sess.ID, data); err != nil {
 		return nil, fault.Wrap(err, "store session")
 	}
-	if err := s.replaceDeviceSession(ctx, sess.DeviceID, sess.ID); err != nil {
+	if err := s.replaceDeviceSession(ctx, sess.DeviceID, sess.ID, sess.UserID); err != nil {
 		return nil, err
 	}
 	t, err := s.tokens(u, sess, secret)
@@ -204,7 +207,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
 
 // replaceDeviceSession makes sid the device's session and revokes the one before it:
 // logging in again on a device ends its previous session.
-func (s *Service) replaceDeviceSession(ctx context.Context, device, sid string) error {
+func (s *Service) replaceDeviceSession(ctx context.Context, device, sid, user string) error {
 	key := "device." + device
 	for attempt := 0; attempt < 5; attempt++ {
 		e, err := s.kv.Get(ctx, key)
@@ -229,7 +232,11 @@ func (s *Service) replaceDeviceSession(ctx context.Context, device, sid string) 
 			return fault.Wrap(err, "store device session")
 		}
 		if prev != "" && prev != sid {
-			return s.revoke(ctx, prev, "replaced")
+			old, err := s.revoke(ctx, prev, "replaced")
+			if err == nil && old != nil && old.UserID != user {
+				s.ended(ctx, old) // another user on this device: the old one's pushes stop
+			}
+			return err
 		}
 		return nil
 	}
@@ -284,6 +291,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Tokens, error
 						}
 						return nil, fault.Wrap(err, "store session")
 					}
+					s.ended(ctx, &sess)
 					return nil, fault.New(fault.Unauthorized, "refresh_reused", "this refresh token was already used; the session is revoked")
 				}
 			}
@@ -318,30 +326,41 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Tokens, error
 
 // Logout revokes the caller's session.
 func (s *Service) Logout(ctx context.Context, sid string) error {
-	return s.revoke(ctx, sid, "logout")
+	sess, err := s.revoke(ctx, sid, "logout")
+	if err == nil && sess != nil {
+		s.ended(ctx, sess)
+	}
+	return err
 }
 
-func (s *Service) revoke(ctx context.Context, sid, why string) error {
+func (s *Service) ended(ctx context.Context, sess *session) {
+	if s.opt.SessionEnded != nil {
+		s.opt.SessionEnded(ctx, sess.DeviceID, sess.UserID)
+	}
+}
+
+// revoke ends a session and returns it (nil when it was already ended or is unknown).
+func (s *Service) revoke(ctx context.Context, sid, why string) (*session, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		e, err := s.kv.Get(ctx, sid)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return fault.Wrap(err, "read session")
+			return nil, fault.Wrap(err, "read session")
 		}
 		var sess session
 		_ = json.Unmarshal(e.Value(), &sess)
 		if sess.Revoked != "" {
-			return nil
+			return nil, nil
 		}
 		sess.Revoked = why
 		data, _ := json.Marshal(sess)
 		if _, err := s.kv.Update(ctx, sid, data, e.Revision()); err == nil {
-			return nil
+			return &sess, nil
 		}
 	}
-	return fault.New(fault.Conflict, "busy", "the session is changing; try again")
+	return nil, fault.New(fault.Conflict, "busy", "the session is changing; try again")
 }
 
 var errBadToken = fault.New(fault.Unauthorized, "invalid_token", "missing, invalid or expired access token")

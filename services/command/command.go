@@ -131,6 +131,9 @@ func (n Names) AttachRefsBucket() string { return n.Prefix + "_attachrefs" }
 // SessionsBucket is the KV bucket of login sessions.
 func (n Names) SessionsBucket() string { return n.Prefix + "_sessions" }
 
+// PrefsBucket is the KV bucket of users' notification preferences.
+func (n Names) PrefsBucket() string { return n.Prefix + "_prefs" }
+
 // ConfigBucket is the KV bucket of what admins change at run time (rules, calendar).
 func (n Names) ConfigBucket() string { return n.Prefix + "_config" }
 

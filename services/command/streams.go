@@ -97,6 +97,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		Bucket:      n.AttachRefsBucket(),
 		Description: "which records (and so which scopes) reference each attachment",
 	}, {
+		Bucket:      n.PrefsBucket(),
+		Description: "users' notification preferences (quiet hours)",
+	}, {
 		Bucket:      n.ConfigBucket(),
 		Description: "what admins change at run time: incident rules, calendar years",
 		History:     10,

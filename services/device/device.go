@@ -94,3 +94,28 @@ func (s *Service) Get(ctx context.Context, deviceID string) (*Device, error) {
 	}
 	return &d, nil
 }
+
+// Silence stops pushes to a device whose session ended: its push token is removed,
+// unless the device is registered to another user by now.
+func (s *Service) Silence(ctx context.Context, deviceID, userID string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		e, err := s.kv.Get(ctx, deviceID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fault.Wrap(err, "read device")
+		}
+		var d Device
+		if json.Unmarshal(e.Value(), &d) != nil || d.UserID != userID || d.PushToken == nil {
+			return nil
+		}
+		d.PushToken = nil
+		d.UpdatedAt = s.now().UTC()
+		data, _ := json.Marshal(d)
+		if _, err := s.kv.Update(ctx, deviceID, data, e.Revision()); err == nil {
+			return nil
+		}
+	}
+	return fault.New(fault.Conflict, "busy", "the device registration is changing")
+}

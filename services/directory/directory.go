@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Collections.
@@ -415,4 +417,29 @@ func (s *Service) Units(ctx context.Context, a org.Actor) ([]UnitWire, error) {
 // CountUsers returns the number of users (bootstrap decides on it).
 func (s *Service) CountUsers(ctx context.Context) (int64, error) {
 	return s.db.Collection(UserColl).CountDocuments(ctx, bson.D{})
+}
+
+// Logins lists the active users whose home unit is one of units ("*" alone: any unit)
+// and who hold one of roles — the people a notification rule names.
+func (s *Service) Logins(ctx context.Context, units []string, roles []string) ([]string, error) {
+	filter := bson.D{{Key: "roles", Value: bson.D{{Key: "$in", Value: roles}}}, {Key: "disabled", Value: bson.D{{Key: "$ne", Value: true}}}}
+	if !(len(units) == 1 && units[0] == "*") {
+		filter = append(filter, bson.E{Key: "unitId", Value: bson.D{{Key: "$in", Value: units}}})
+	}
+	cur, err := s.db.Collection(UserColl).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))
+	if err != nil {
+		return nil, fault.Wrap(err, "find users")
+	}
+	var ds []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, fault.Wrap(err, "find users")
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -29,6 +29,8 @@ type RouteArgs struct {
 	// LikelyDuplicates are open items of the same category reported nearby in the
 	// last day (see DupRadius), nearest first; the item is flagged with them.
 	LikelyDuplicates []string `json:"likelyDuplicates,omitempty"`
+	// After is the event the router acted on.
+	After string `json:"after,omitempty"`
 }
 
 // Routed is the data of the incident.routed event: the router's decision.
@@ -43,6 +45,9 @@ type Routed struct {
 	Urgent     bool   `json:"urgent"`
 	// LikelyDuplicates flags the item for the dispatcher (see RouteArgs).
 	LikelyDuplicates []string `json:"likelyDuplicates,omitempty"`
+	// After is the event that brought the item to this decision (incident.reported,
+	// incident.escalated or incident.routed).
+	After string `json:"after,omitempty"`
 }
 
 // applyRoute decides, for a reported item, whether its owning level can resolve it
@@ -76,7 +81,7 @@ func (s *Service) applyRoute(tx *command.Tx, c *command.Command) error {
 	}
 	target := s.matrix.Load().Target(inc.Category, inc.Level)
 	r := Routed{IncidentID: inc.ID, Decision: RoutedQueue, From: inc.UnitID, Level: inc.Level, Target: target,
-		Category: inc.Category, Urgent: inc.Urgent}
+		Category: inc.Category, Urgent: inc.Urgent, After: ra.After}
 	if target > inc.Level {
 		if err := escalate(inc); err != nil {
 			return err
@@ -139,7 +144,7 @@ func (r *Router) Run(ctx context.Context) error {
 // queued publishes the decision to leave an item in its owner's queue.
 func (r *Router) queued(ctx context.Context, ev *command.Event, inc *eventIncident, target int) error {
 	data, _ := json.Marshal(Routed{IncidentID: inc.ID, Decision: RoutedQueue, From: inc.UnitID, UnitID: inc.UnitID,
-		Level: inc.Level, Target: target, Category: inc.Category, Urgent: inc.Urgent})
+		Level: inc.Level, Target: target, Category: inc.Category, Urgent: inc.Urgent, After: ev.Type})
 	id := ev.ID + "#routed"
 	out, _ := json.Marshal(command.Event{ID: id, Type: "incident.routed", Command: CmdRoute, Actor: org.SystemActor("router"),
 		At: time.Now().UTC(), Data: data})
@@ -212,13 +217,13 @@ func (r *Router) handle(ctx context.Context, data []byte) error {
 		r.Log.Error("router: undecodable event dropped", "err", err)
 		return nil
 	}
-	args := RouteArgs{}
+	args := RouteArgs{After: ev.Type}
 	if ev.Type == "incident.routed" {
 		var rt Routed
 		if json.Unmarshal(ev.Data, &rt) != nil || rt.Decision != RoutedUp {
 			return nil
 		}
-		args = RouteArgs{IncidentID: rt.IncidentID, UnitID: rt.UnitID}
+		args = RouteArgs{IncidentID: rt.IncidentID, UnitID: rt.UnitID, After: ev.Type}
 	} else {
 		var inc eventIncident
 		if json.Unmarshal(ev.Data, &inc) != nil || inc.ID == "" {

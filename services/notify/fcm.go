@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"strconv"
+	"time"
 
 	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
@@ -96,15 +100,36 @@ func (f *FCM) Send(ctx context.Context, msgs []Message) []Result {
 		br, err := f.client.SendEach(ctx, fm)
 		if err != nil {
 			for k := range part {
-				out[i+k] = Result{Err: err}
+				out[i+k] = Result{Err: err, Retryable: true}
 			}
 			continue
 		}
 		for k, r := range br.Responses {
 			if !r.Success {
-				out[i+k] = Result{Err: r.Error, Unregistered: messaging.IsUnregistered(r.Error)}
+				out[i+k] = failure(r.Error)
 			}
 		}
 	}
 	return out
+}
+
+// failure classifies a failed send. The SDK itself retries a 503 (honouring
+// Retry-After) a few times; what still fails with 429 or 5xx is retried later by the
+// pusher, after the Retry-After the service gave.
+func failure(err error) Result {
+	r := Result{Err: err, Unregistered: messaging.IsUnregistered(err)}
+	if messaging.IsQuotaExceeded(err) || messaging.IsUnavailable(err) || messaging.IsInternal(err) {
+		r.Retryable = true
+	}
+	if resp := errorutils.HTTPResponse(err); resp != nil {
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			r.Retryable = true
+		}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			r.RetryAfter = time.Duration(secs) * time.Second
+		} else if at, err := http.ParseTime(resp.Header.Get("Retry-After")); err == nil {
+			r.RetryAfter = time.Until(at)
+		}
+	}
+	return r
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,10 +57,10 @@ type Poker struct {
 }
 
 type pokeDevice struct {
-	id, user, token string
-	filters         []string
-	dirty           bool
-	last            time.Time // last poke sent
+	id, user, token, locale string
+	filters                 []string
+	dirty                   bool
+	last                    time.Time // last poke sent
 }
 
 // NewPoker makes a poker; Run starts it.
@@ -151,7 +152,7 @@ func (p *Poker) register(ctx context.Context, e jetstream.KeyValueEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.forget(id)
-	pd := &pokeDevice{id: id, user: d.UserID, token: *d.PushToken}
+	pd := &pokeDevice{id: id, user: d.UserID, token: *d.PushToken, locale: d.Locale}
 	p.devs[id] = pd
 	if p.byUser[d.UserID] == nil {
 		p.byUser[d.UserID] = map[string]bool{}
@@ -221,8 +222,25 @@ func (p *Poker) rescope(ctx context.Context, login string) {
 	}
 }
 
-// changed marks the devices whose scope holds subject.
+// devicesOf returns a user's devices with a push token.
+func (p *Poker) devicesOf(login string) []pokeDevice {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]pokeDevice, 0, len(p.byUser[login]))
+	for id := range p.byUser[login] {
+		if pd := p.devs[id]; pd != nil {
+			out = append(out, pokeDevice{id: pd.id, user: pd.user, token: pd.token, locale: pd.locale})
+		}
+	}
+	return out
+}
+
+// changed marks the devices whose scope holds subject. A new notification is not a
+// reason to poke: its own push tells the device to pull.
 func (p *Poker) changed(subject string) {
+	if strings.Contains(subject, "."+Coll+".") {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.scopes.Match(subject, func(id string) {

@@ -7,6 +7,7 @@ package notify
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // Message is one data push to one device.
@@ -21,6 +22,10 @@ type Message struct {
 type Result struct {
 	Err          error
 	Unregistered bool
+	// Retryable says the push service is overloaded or failing (429, 5xx, network):
+	// try again later, after RetryAfter when it said so.
+	Retryable  bool
+	RetryAfter time.Duration
 }
 
 // Sender delivers messages; the results are in the order of msgs.

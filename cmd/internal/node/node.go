@@ -52,6 +52,9 @@ type Options struct {
 	Now func() time.Time
 	// Sender replaces the push sender chosen from Config (tests: FCM against a fake).
 	Sender notify.Sender
+	// Push tunes the notification pusher (tests: a short AckWait); Logger and Now are
+	// the node's.
+	Push notify.PusherOptions
 }
 
 // Node is one running gridd.
@@ -77,6 +80,8 @@ type Node struct {
 	Devices   *device.Service
 	Appliers  []*command.Applier
 	Poker     *notify.Poker
+	Pusher    *notify.Pusher
+	Prefs     *notify.Prefs
 	App       *fiber.App
 	Metrics   *prometheus.Registry
 
@@ -202,6 +207,20 @@ func (n *Node) startPoker(ctx, runCtx context.Context, o Options) error {
 	if err := n.Poker.Run(runCtx); err != nil {
 		return err
 	}
+	po := o.Push
+	po.Logger, po.Now = n.Log, o.Now
+	n.Pusher = notify.NewPusher(n.JS, n.Names, n.Poker, sender, n.Prefs, po)
+	if err := n.Pusher.Run(runCtx); err != nil {
+		return err
+	}
+	notifier := &notify.Notifier{JS: n.JS, Names: n.Names, Bus: n.Bus, Dir: n.Directory, Log: n.Log,
+		Category: func(code string) notify.Text {
+			c, _ := n.Incidents.Catalog().Find(code)
+			return notify.Text{Zh: c.Names.Zh, En: c.Names.En}
+		}}
+	if err := notifier.Run(runCtx); err != nil {
+		return err
+	}
 	n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gridd_sync_pokes_total", Help: "Sync pokes handed to the push sender.",
 	}, func() float64 { return float64(n.Poker.Sent.Load()) }))
@@ -321,6 +340,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	volunteer.Register(n.Registry)
 	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar, Now: o.Now}
 	complaints.Register(n.Registry)
+	notify.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
 
 	key, err := n.jwtKey()
@@ -349,12 +369,22 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 		return err
 	}
 	n.Auth = auth.New(n.Directory, n.Sync, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
-		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost})
+		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost,
+		SessionEnded: func(ctx context.Context, deviceID, userID string) {
+			if err := n.Devices.Silence(ctx, deviceID, userID); err != nil {
+				n.Log.Warn("device not silenced after its session ended", "device", deviceID, "err", err)
+			}
+		}})
 	devices, err := n.JS.KeyValue(ctx, n.Names.DevicesBucket())
 	if err != nil {
 		return fmt.Errorf("devices: %w", err)
 	}
 	n.Devices = device.New(devices, o.Now)
+	prefs, err := n.JS.KeyValue(ctx, n.Names.PrefsBucket())
+	if err != nil {
+		return fmt.Errorf("preferences: %w", err)
+	}
+	n.Prefs = notify.NewPrefs(prefs)
 	refs, err := n.JS.KeyValue(ctx, n.Names.AttachRefsBucket())
 	if err != nil {
 		return fmt.Errorf("attachment references: %w", err)
@@ -370,6 +400,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
 		Households: &household.Service{DB: n.DB}, Devices: n.Devices, Complaints: complaints,
+		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
 	return nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gridkeeper/gridkeeper/services/notify"
 	"golang.org/x/oauth2"
@@ -26,6 +27,7 @@ type Request struct {
 	Token string
 	Data  map[string]string
 	Body  string // the request body as sent
+	At    time.Time
 }
 
 // FCM is the fake server.
@@ -36,6 +38,24 @@ type FCM struct {
 	requests     []Request
 	unregistered map[string]bool
 	auth         []string
+	failures     []failure // answered before any success, in order
+	attempts     []Attempt
+}
+
+type failure struct {
+	typ        string
+	status     int
+	retryAfter string
+}
+
+// Fail makes the fake answer the next n messages of payload type typ ("" any) with
+// status (429 or 5xx) and a Retry-After header when retryAfter is not "".
+func (f *FCM) Fail(typ string, n, status int, retryAfter string) {
+	f.mu.Lock()
+	for i := 0; i < n; i++ {
+		f.failures = append(f.failures, failure{typ, status, retryAfter})
+	}
+	f.mu.Unlock()
 }
 
 // NewFCM starts a fake; it stops when the test ends.
@@ -53,6 +73,20 @@ func (f *FCM) Unregister(token string) {
 	f.mu.Unlock()
 }
 
+// Attempt is one request as the fake answered it.
+type Attempt struct {
+	At     time.Time
+	Status int
+	Type   string // the payload's type
+}
+
+// Attempts returns every request with its answer, in order.
+func (f *FCM) Attempts() []Attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Attempt(nil), f.attempts...)
+}
+
 // Requests returns the messages received so far.
 func (f *FCM) Requests() []Request {
 	f.mu.Lock()
@@ -65,6 +99,29 @@ func (f *FCM) PerToken() map[string]int {
 	out := map[string]int{}
 	for _, r := range f.Requests() {
 		out[r.Token]++
+	}
+	return out
+}
+
+// PerTokenOf counts the messages of a payload type ("sync", "notification") per
+// device token.
+func (f *FCM) PerTokenOf(typ string) map[string]int {
+	out := map[string]int{}
+	for _, r := range f.Requests() {
+		if r.Data["type"] == typ {
+			out[r.Token]++
+		}
+	}
+	return out
+}
+
+// Of returns the messages of a payload type sent to token.
+func (f *FCM) Of(typ, token string) []Request {
+	var out []Request
+	for _, r := range f.Requests() {
+		if r.Data["type"] == typ && r.Token == token {
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -105,9 +162,24 @@ func (f *FCM) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	typ := req.Message.Data["type"]
+	if len(f.failures) > 0 && (f.failures[0].typ == "" || f.failures[0].typ == typ) {
+		fl := f.failures[0]
+		f.failures = f.failures[1:]
+		f.attempts = append(f.attempts, Attempt{At: time.Now(), Status: fl.status, Type: typ})
+		f.mu.Unlock()
+		if fl.retryAfter != "" {
+			w.Header().Set("Retry-After", fl.retryAfter)
+		}
+		status := map[int]string{429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}[fl.status]
+		code := map[int]string{429: "QUOTA_EXCEEDED", 500: "INTERNAL", 503: "UNAVAILABLE"}[fl.status]
+		writeError(w, fl.status, status, code)
+		return
+	}
+	f.attempts = append(f.attempts, Attempt{At: time.Now(), Status: 200, Type: typ})
 	dead := f.unregistered[req.Message.Token]
 	if !dead {
-		f.requests = append(f.requests, Request{Token: req.Message.Token, Data: req.Message.Data, Body: string(body)})
+		f.requests = append(f.requests, Request{Token: req.Message.Token, Data: req.Message.Data, Body: string(body), At: time.Now()})
 	}
 	n := len(f.requests)
 	f.mu.Unlock()
