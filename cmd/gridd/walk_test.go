@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -229,5 +230,52 @@ func TestGriddDemoLifecyclePaths(t *testing.T) {
 	last := w.History[len(w.History)-1]
 	if last.Action != "escalate" || last.By != "system:sla" {
 		t.Errorf("the escalation's history entry: %+v", last)
+	}
+
+	// 9. Each step reached the people who act or asked, in their inboxes (no FCM in the
+	// demo: pushes are only logged).
+	inboxes := map[*handset]map[string][]string{
+		dispatcher: {a: {"queued", "resolved", "unsatisfied"}, d: {"queued"}, g: {"queued"}},
+		worker:     {a: {"assigned", "delayed", "closed"}, b: {"assigned", "closed"}, c: {"assigned", "closed"}, d: {"refused"}},
+		street:     {b: {"escalated"}, c: {}, urgent: {"escalated"}},
+		district:   {b: {"escalated"}, f: {"queued"}},
+	}
+	got := func(h *handset) map[string][]string {
+		var r struct {
+			Notifications []struct{ Kind, IncidentID string }
+		}
+		if st := call(t, "GET", base+"/v1/notifications?limit=200", h.token, nil, &r); st != 200 {
+			t.Fatalf("inbox of %s: %d", h.device, st)
+		}
+		out := map[string][]string{}
+		for _, n := range r.Notifications {
+			out[n.IncidentID] = append(out[n.IncidentID], n.Kind)
+		}
+		return out
+	}
+	missing := func() []string {
+		var out []string
+		for h, per := range inboxes {
+			inbox := got(h)
+			for id, kinds := range per {
+				for _, k := range kinds {
+					if !slices.Contains(inbox[id], k) {
+						out = append(out, fmt.Sprintf("%s: %s about %s", h.device, k, id[len(id)-6:]))
+					}
+				}
+			}
+		}
+		return out
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Errorf("notifications missing: %v", m)
+	}
+	// Nobody is told of their own step: worker1 resolved c itself, so no "resolved".
+	if slices.Contains(got(worker)[c], "resolved") {
+		t.Errorf("worker1 was told of its own resolution")
 	}
 }
