@@ -224,6 +224,9 @@ func (n *Node) startPoker(ctx, runCtx context.Context, o Options) error {
 	n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gridd_sync_pokes_total", Help: "Sync pokes handed to the push sender.",
 	}, func() float64 { return float64(n.Poker.Sent.Load()) }))
+	n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gridd_notification_pushes_total", Help: "Notification pushes the push sender accepted.",
+	}, func() float64 { return float64(n.Pusher.Sent.Load()) }))
 	return nil
 }
 
