@@ -238,7 +238,7 @@ func TestGriddDemoLifecyclePaths(t *testing.T) {
 		dispatcher: {a: {"queued", "resolved", "unsatisfied"}, d: {"queued"}, g: {"queued"}},
 		worker:     {a: {"assigned", "delayed", "closed"}, b: {"assigned", "closed"}, c: {"assigned", "closed"}, d: {"refused"}},
 		street:     {b: {"escalated"}, c: {}, urgent: {"escalated"}},
-		district:   {b: {"escalated"}, f: {"queued"}},
+		district:   {b: {"escalated"}, f: {"queued"}, urgent: {"overdue"}},
 	}
 	got := func(h *handset) map[string][]string {
 		var r struct {

@@ -158,6 +158,41 @@ func TestNotificationRules(t *testing.T) {
 			t.Errorf("push data %s = %q, want %q", k, body.Message.Data[k], v)
 		}
 	}
+	// Every notification of a user with a device went out: alone, with exactly its
+	// fields in the device's language, or in a coalesced push that lists its id.
+	for c, tok := range map[*nodetest.Client]string{p.worker: "tok-w", p.dispatcher: "tok-d", p.handler: "tok-h", p.street: "tok-s", p.discipline: "tok-dsc"} {
+		locale := map[string]string{"tok-h": "en-GB"}[tok]
+		for _, n := range inbox(t, c) {
+			waitFor(t, "the push of "+n.Kind+" to "+tok, func() bool {
+				for _, r := range fake.Of("notification", tok) {
+					if r.Data["id"] == n.ID || slices.Contains(strings.Split(r.Data["ids"], ","), n.ID) {
+						return true
+					}
+				}
+				return false
+			})
+			for _, r := range fake.Of("notification", tok) {
+				if r.Data["id"] != n.ID {
+					continue
+				}
+				want := map[string]string{"type": "notification", "id": n.ID, "kind": n.Kind, "title": n.Title.In(locale), "body": n.Body.In(locale)}
+				if n.IncidentID != "" {
+					want["incidentId"] = n.IncidentID
+				}
+				if n.Urgent {
+					want["urgent"] = "true"
+				}
+				if len(r.Data) != len(want) {
+					t.Errorf("%s push of %s: %v, want %v", tok, n.Kind, r.Data, want)
+				}
+				for k, v := range want {
+					if r.Data[k] != v {
+						t.Errorf("%s push of %s: %s = %q, want %q", tok, n.Kind, k, r.Data[k], v)
+					}
+				}
+			}
+		}
+	}
 	waitFor(t, "the worker's pushes", func() bool {
 		n := 0
 		for _, r := range fake.Of("notification", "tok-w") {
