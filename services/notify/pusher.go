@@ -147,6 +147,9 @@ func (p *Pusher) deliver(ctx context.Context, msgs []jetstream.Msg) {
 	for _, user := range order {
 		group := byUser[user]
 		prefs, err := p.Prefs.Get(ctx, user)
+		if ctx.Err() != nil {
+			return // stopping: unacknowledged, they are sent after the restart
+		}
 		if err != nil {
 			p.retry(group, p.opt.Backoff, err)
 			continue

@@ -97,6 +97,9 @@ func TestAuthRefusals(t *testing.T) {
 	})
 	t.Run("refresh rotation and reuse", func(t *testing.T) {
 		w := h.Login("worker2", "phone-d")
+		if st := w.Do("PUT", "/v1/devices/phone-d", map[string]any{"pushToken": "tok-d", "platform": "android", "appVersion": "1"}, nil); st != 200 {
+			t.Fatalf("register: %d", st)
+		}
 		var t1 auth.Tokens
 		if st := anon.Do("POST", "/v1/auth/refresh", map[string]string{"refreshToken": w.Refresh, "deviceId": "phone-d"}, &t1); st != 200 || t1.RefreshToken == w.Refresh {
 			t.Fatalf("first refresh: %d, rotated=%v", st, t1.RefreshToken != w.Refresh)
@@ -107,6 +110,10 @@ func TestAuthRefusals(t *testing.T) {
 		wantErr(t, "newest refresh token after reuse", st, body, 401, "invalid_refresh")
 		st, body = anon.Raw("GET", "/v1/me", nil, map[string]string{"Authorization": "Bearer " + t1.AccessToken})
 		wantErr(t, "access token of the revoked session", st, body, 401, "session_revoked")
+		// A stolen session's device gets no more pushes.
+		if d, err := h.Node.Devices.Get(context.Background(), "phone-d"); err != nil || d == nil || d.PushToken != nil {
+			t.Errorf("the revoked session's device keeps its push token: %+v %v", d, err)
+		}
 	})
 	t.Run("logout", func(t *testing.T) {
 		w := h.Login("worker2", "phone-e")
@@ -117,6 +124,20 @@ func TestAuthRefusals(t *testing.T) {
 		wantErr(t, "after logout", st, body, 401, "session_revoked")
 		st, body = anon.Raw("POST", "/v1/auth/refresh", map[string]string{"refreshToken": w.Refresh, "deviceId": "phone-e"}, nil)
 		wantErr(t, "refresh after logout", st, body, 401, "invalid_refresh")
+	})
+	t.Run("another user on the device", func(t *testing.T) {
+		w := h.Login("worker2", "phone-g")
+		if st := w.Do("PUT", "/v1/devices/phone-g", map[string]any{"pushToken": "tok-g", "platform": "android", "appVersion": "1"}, nil); st != 200 {
+			t.Fatalf("register: %d", st)
+		}
+		h.Login("worker2", "phone-g") // the same user again keeps the pushes
+		if d, _ := h.Node.Devices.Get(context.Background(), "phone-g"); d == nil || d.PushToken == nil {
+			t.Fatalf("a second login of the same user silenced the device")
+		}
+		h.Login("worker1", "phone-g") // worker2's pushes must not reach worker1's hands
+		if d, _ := h.Node.Devices.Get(context.Background(), "phone-g"); d == nil || d.PushToken != nil {
+			t.Errorf("another user's login kept the old user's push token: %+v", d)
+		}
 	})
 	t.Run("roles", func(t *testing.T) {
 		w := h.Login("worker1", "phone-f")

@@ -52,7 +52,7 @@ func BenchmarkNotifications(b *testing.B) {
 		t.wait(burst)
 		elapsed := time.Since(start)
 		rates = append(rates, float64(burst)/elapsed.Seconds())
-		raws = append(raws, float64(t.events())/rawEventRead(b, h))
+		raws = append(raws, float64(t.events())/rawStreamRead(b, h, h.Node.Names.EvtStream(), h.Node.Names.EvtSubject("incident.assigned", ">")))
 
 		t.reset()
 		tick := time.NewTicker(time.Second / rate)
@@ -183,27 +183,3 @@ func (t *notifyTrace) reset() {
 }
 
 func (t *notifyTrace) stop() { _ = t.sub.Unsubscribe() }
-
-// rawEventRead is the seconds to read the assigned events back from the event stream
-// with an ordered consumer: the raw consume rate of the stream the notifier reads.
-func rawEventRead(b *testing.B, h *nodetest.Harness) float64 {
-	ctx := context.Background()
-	cons, err := h.Node.JS.OrderedConsumer(ctx, h.Node.Names.EvtStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{h.Node.Names.EvtSubject("incident.assigned", ">")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	start := time.Now()
-	info, _ := cons.Info(ctx)
-	want := int(info.NumPending)
-	for got := 0; got < want; {
-		batch, err := cons.Fetch(min(500, want-got), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for range batch.Messages() {
-			got++
-		}
-	}
-	return time.Since(start).Seconds()
-}
