@@ -358,11 +358,13 @@ func (s *Service) doRefuse(tx *command.Tx, c *command.Command, inc *Incident, m 
 	return to, r.Reason, nil
 }
 
-// receivedAt is when the owning unit received the incident: its latest arrival there.
+// receivedAt is when the owning unit received the incident: its latest arrival there
+// (reported, escalated or passed up to it; an overdue mark is not an arrival).
 func (inc *Incident) receivedAt() time.Time {
 	for i := len(inc.History) - 1; i >= 0; i-- {
 		h := inc.History[i]
-		if h.To == Reported && (h.Unit == inc.UnitID || h.Unit == "") {
+		arrival := h.Action == string(ActReport) || h.Action == string(ActEscalate) || h.Action == "route"
+		if arrival && h.To == Reported && (h.Unit == inc.UnitID || h.Unit == "") {
 			return h.At
 		}
 	}
