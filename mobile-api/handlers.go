@@ -328,3 +328,53 @@ func (s *server) putPreferences(c *fiber.Ctx) error {
 	}
 	return c.JSON(p)
 }
+
+// personal returns one household with its residents' ID-card and phone numbers in
+// clear, for the roles that need them, with a reason; the read is logged.
+func (s *server) personal(c *fiber.Ctx) error {
+	h, err := s.Households.Personal(c.UserContext(), actorOf(c), strings.Clone(c.Params("id")), strings.Clone(c.Query("reason")))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(h)
+}
+
+// accessLog lists the reads of personal data in clear: GET /v1/access-log?unit=&from=
+// &to=&limit= (RFC 3339 times; default the last 30 days).
+func (s *server) accessLog(c *fiber.Ctx) error {
+	to, from := time.Now().UTC(), time.Now().UTC().AddDate(0, 0, -30)
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return fault.New(fault.Invalid, "invalid_request", name+": an RFC 3339 time")
+			}
+			*dst = t
+		}
+	}
+	limit := 500
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 5000 {
+			return fault.New(fault.Invalid, "invalid_request", "limit: 1 to 5000")
+		}
+		limit = n
+	}
+	es, err := s.Households.AccessLog(c.UserContext(), actorOf(c), strings.Clone(c.Query("unit")), from, to, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"accesses": es})
+}
+
+// reseal moves personal data sealed with an earlier key to the current one (after a
+// key rotation).
+func (s *server) reseal(c *fiber.Ctx) error {
+	r, err := s.Households.Reseal(c.UserContext(), actorOf(c))
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("personal data resealed", "by", actorOf(c).UserID, "checked", r.Checked, "stale", r.Stale, "resealed", r.Resealed)
+	return c.JSON(r)
+}

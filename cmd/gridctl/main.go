@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/gridkeeper/gridkeeper/pkg/seal"
 )
 
 const usage = `gridctl — administer a Gridkeeper server
@@ -33,6 +35,9 @@ Usage:
                                              replace them (a file left out keeps the one in force)
   gridctl [flags] calendar list              the working-day calendar years in force
   gridctl [flags] calendar load FILE         load a year (the format of schemas/calendar/*.json)
+  gridctl [flags] keys new                   print a fresh data key (64 hex digits) for GRID_DATA_KEY
+  gridctl [flags] keys reseal                after rotating GRID_DATA_KEY: move every stored ID-card and
+                                             phone number to the new key (then drop the old one)
   gridctl [flags] fleet [--devices N --duration D --reports N …]  simulate handsets, check they converge
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
@@ -68,6 +73,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(rest) < 1 {
 		fs.Usage()
 		return 2
+	}
+	if strings.Join(rest, " ") == "keys new" { // needs no server
+		fmt.Fprintln(stdout, seal.NewKey())
+		return 0
 	}
 	c := &client{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: 30 * time.Second}}
 	if err := c.login(*login, *password); err != nil {
@@ -116,6 +125,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		var r struct{ Years, Loaded []int }
 		if err = c.do("GET", "/v1/admin/calendar", nil, &r); err == nil {
 			fmt.Fprintf(stdout, "years in force: %v\nloaded by an admin: %v\n", r.Years, r.Loaded)
+		}
+	case "keys reseal":
+		var r struct {
+			Checked, Stale, Resealed int
+			Key                      string
+		}
+		if err = c.do("POST", "/v1/admin/personal-data/reseal", nil, &r); err == nil {
+			fmt.Fprintf(stdout, "households checked: %d; under an earlier key: %d; resealed with key %s: %d\n", r.Checked, r.Stale, r.Key, r.Resealed)
+			if r.Resealed < r.Stale {
+				err = fmt.Errorf("%d households not resealed; run it again", r.Stale-r.Resealed)
+			}
 		}
 	case "calendar load":
 		err = c.loadYear(rest[2:], stdout)

@@ -190,3 +190,26 @@ func TestGridctlRules(t *testing.T) {
 		t.Errorf("no file: %d %q", code, errs)
 	}
 }
+
+// Key rotation with gridctl: a new key printed, the node restarted with it (the old
+// one kept as previous), every stored number resealed.
+func TestGridctlKeys(t *testing.T) {
+	code, key, _ := ctl(&nodetest.Harness{URL: "http://127.0.0.1:1"}, "admin", "keys", "new")
+	if code != 0 || len(strings.TrimSpace(key)) != 64 {
+		t.Fatalf("keys new: %d %q", code, key)
+	}
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	w := h.Login("worker1", "phone-g")
+	if _, r := w.Push(w.Queue([]string{"household.create"}, []any{map[string]any{"householdId": "hh-g1", "building": "1号楼",
+		"members": []any{map[string]any{"name": "赵六", "idCard": "11010519491231002X"}}}})); r.Results[0].Status != "applied" {
+		t.Fatalf("create: %+v", r.Results[0])
+	}
+	h.Restart(func(c *node.Config, _ *node.Options) { c.DataKey, c.DataKeysOld = strings.TrimSpace(key), nodetest.TestDataKey })
+	if code, out, errs := ctl(h, "admin", "keys", "reseal"); code != 0 || !strings.Contains(out, "under an earlier key: 1") || !strings.Contains(out, ": 1\n") {
+		t.Errorf("keys reseal: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(h, "worker1", "keys", "reseal"); code == 0 || !strings.Contains(errs, "403") {
+		t.Errorf("a worker reseals: %d %q", code, errs)
+	}
+}

@@ -131,6 +131,12 @@ func (n Names) AttachRefsBucket() string { return n.Prefix + "_attachrefs" }
 // SessionsBucket is the KV bucket of login sessions.
 func (n Names) SessionsBucket() string { return n.Prefix + "_sessions" }
 
+// AuditStream is the append-only access log of personal data read in clear.
+func (n Names) AuditStream() string { return n.Prefix + "_AUDIT" }
+
+// AuditSubject is where a read of a record at path by user is logged.
+func (n Names) AuditSubject(path, user string) string { return n.Prefix + ".audit." + path + "." + user }
+
 // PrefsBucket is the KV bucket of users' notification preferences.
 func (n Names) PrefsBucket() string { return n.Prefix + "_prefs" }
 

@@ -75,6 +75,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		MaxAge:            o.Horizon,
 		AllowDirect:       true,
 		Duplicates:        o.Dedup,
+	}, {
+		Name:        n.AuditStream(),
+		Description: "access log: every read of personal data in clear (append-only: no delete, no purge)",
+		Subjects:    []string{n.Prefix + ".audit.>"},
+		DenyDelete:  true,
+		DenyPurge:   true,
 	}}
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage

@@ -12,6 +12,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -165,7 +166,8 @@ func validate(f fault.Fields, field string, raw json.RawMessage, h *Household) {
 			if len(ms) > 50 {
 				err = fmt.Errorf("at most 50 members")
 			}
-			for _, m := range ms {
+			for i := range ms {
+				m := &ms[i]
 				if n := utf8.RuneCountInString(strings.TrimSpace(m.Name)); n == 0 || n > 50 {
 					err = fmt.Errorf("each member needs a name of 1 to 50 characters")
 				}
@@ -173,6 +175,9 @@ func validate(f fault.Fields, field string, raw json.RawMessage, h *Household) {
 					if !slices.Contains(Tags, t) {
 						err = fmt.Errorf("unknown tag %q", t)
 					}
+				}
+				if perr := checkPersonal(m); perr != nil {
+					err = fmt.Errorf("members[%d].%v", i, perr)
 				}
 			}
 			h.Members = ms
@@ -233,11 +238,16 @@ func applyCreate(tx *command.Tx, c *command.Command) error {
 	if h.Members == nil {
 		h.Members = []Member{}
 	}
+	ms, err := sealMembers(h.ID, c.ID, h.Members, nil)
+	if err != nil {
+		return err
+	}
+	h.Members = ms
 	st := stored{Household: h, FieldVersions: map[string]int64{}}
 	for _, fl := range editable {
 		st.FieldVersions[fl] = 1
 	}
-	return tx.Put(command.Record{Coll: Coll, ID: h.ID, Version: 1, Path: org.PathSubject(grid), Doc: st, Wire: h})
+	return tx.Put(command.Record{Coll: Coll, ID: h.ID, Version: 1, Path: org.PathSubject(grid), Doc: st, Wire: h.Wire()})
 }
 
 // applyUpdate merges an edit field by field: a field that has not changed since the
@@ -277,6 +287,13 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	if err := f.Err("invalid_args", "invalid household edit"); err != nil {
 		return err
 	}
+	if _, ok := a.Set["members"]; ok {
+		ms, err := sealMembers(st.ID, c.ID, next.Members, st.Members)
+		if err != nil {
+			return err
+		}
+		next.Members = ms
+	}
 	merged := st.Household
 	merged.Version = st.Version + 1
 	changed := false
@@ -287,13 +304,18 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	slices.Sort(fields)
 	for _, field := range fields {
 		if st.FieldVersions[field] > a.BaseVersion {
-			kept, _ := json.Marshal(fieldValue(&st.Household, field))
+			// Both sides as anyone may see them: personal numbers masked.
+			kept, _ := json.Marshal(fieldValue(ptr(st.Household.Wire()), field))
+			yours := a.Set[field]
+			if field == "members" {
+				yours, _ = json.Marshal(maskMembers(st.ID, next.Members))
+			}
 			cf := Conflict{
 				ID: c.ID + "-" + field, Collection: Coll, RecordID: st.ID, Field: field,
-				YoursText: string(a.Set[field]), KeptText: string(kept), BaseVersion: a.BaseVersion, Version: st.Version,
+				YoursText: string(yours), KeptText: string(kept), BaseVersion: a.BaseVersion, Version: st.Version,
 				Rule: RuleFieldChanged, Author: c.Actor.UserID, MutationID: c.MutationID, Unit: st.GridID, At: tx.Now(),
 			}
-			cf.Yours, cf.Kept = a.Set[field], kept
+			cf.Yours, cf.Kept = yours, kept
 			if err := tx.Put(command.Record{Coll: ConflictColl, ID: cf.ID, Version: 1, Path: org.UserPath(c.Actor.UserID), Doc: cf, Wire: cf}); err != nil {
 				return err
 			}
@@ -308,7 +330,7 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	}
 	merged.UpdatedAt = tx.Now()
 	st.Household = merged
-	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: merged.Version, Path: org.PathSubject(st.GridID), Doc: st, Wire: merged})
+	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: merged.Version, Path: org.PathSubject(st.GridID), Doc: st, Wire: merged.Wire()})
 }
 
 func fieldValue(h *Household, field string) any {
@@ -346,8 +368,15 @@ func setField(dst, src *Household, field string) {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // Service reads household data outside the write path.
-type Service struct{ DB *mongo.Database }
+type Service struct {
+	DB    *mongo.Database
+	JS    jetstream.JetStream
+	Names command.Names
+	Bus   *command.Bus
+}
 
 // Conflicts lists the conflicts of records in the actor's subtree, newest first (for
 // supervisors), at most limit.

@@ -8,6 +8,7 @@ package household
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -35,10 +36,17 @@ var Tags = []string{"elderly_alone", "disabled", "low_income", "key_person", "pa
 
 // Member is one resident of a household.
 type Member struct {
-	Name     string   `json:"name" bson:"name"`
-	Relation string   `json:"relation" bson:"relation"` // head, spouse, child, parent, tenant, …
-	Floating bool     `json:"floating" bson:"floating"` // 流动人口: lives here without local registration
-	Tags     []string `json:"tags,omitempty" bson:"tags,omitempty"`
+	ResidentID string   `json:"residentId,omitempty" bson:"residentId,omitempty"`
+	Name       string   `json:"name" bson:"name"`
+	Relation   string   `json:"relation" bson:"relation"` // head, spouse, child, parent, tenant, …
+	Floating   bool     `json:"floating" bson:"floating"` // 流动人口: lives here without local registration
+	Tags       []string `json:"tags,omitempty" bson:"tags,omitempty"`
+	Gender     string   `json:"gender,omitempty" bson:"gender,omitempty"`
+	BirthDate  string   `json:"birthDate,omitempty" bson:"birthDate,omitempty"`
+	// IDCard and Phone are personal data: sealed in the database, masked everywhere
+	// else (see personal.go).
+	IDCard string `json:"idCard,omitempty" bson:"idCard,omitempty"`
+	Phone  string `json:"phone,omitempty" bson:"phone,omitempty"`
 }
 
 // Household is one dwelling and the people in it.
@@ -72,6 +80,7 @@ func Register(r *command.Registry) {
 	r.Own(Coll, OrgColl)
 	r.Register(CmdImport, command.Handler{Apply: applyImport, Keys: command.ArgKey(Coll, "id")})
 	r.Register(CmdImportOrg, command.Handler{Apply: applyImportOrg, Keys: command.ArgKey(OrgColl, "id")})
+	r.Register(CmdReseal, command.Handler{Apply: applyReseal, Keys: command.ArgKey(Coll, "householdId")})
 }
 
 func validGrid(id, grid string) error {
@@ -101,12 +110,22 @@ func applyImport(tx *command.Tx, c *command.Command) error {
 			return fault.New(fault.Invalid, "invalid_args", "unknown tag "+t)
 		}
 	}
+	for i := range h.Members {
+		if err := checkPersonal(&h.Members[i]); err != nil {
+			return fault.New(fault.Invalid, "invalid_args", fmt.Sprintf("members[%d].%v", i, err))
+		}
+	}
 	var old Household
 	if found, err := tx.Get(Coll, h.ID, &old); err != nil || found {
 		return err // importing twice changes nothing
 	}
+	ms, err := sealMembers(h.ID, c.ID, h.Members, nil)
+	if err != nil {
+		return err
+	}
+	h.Members = ms
 	h.Version = 1
-	return tx.Put(command.Record{Coll: Coll, ID: h.ID, Version: 1, Path: org.PathSubject(h.GridID), Doc: h, Wire: h})
+	return tx.Put(command.Record{Coll: Coll, ID: h.ID, Version: 1, Path: org.PathSubject(h.GridID), Doc: h, Wire: h.Wire()})
 }
 
 func applyImportOrg(tx *command.Tx, c *command.Command) error {

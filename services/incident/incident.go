@@ -5,6 +5,8 @@ package incident
 
 import (
 	"time"
+
+	"github.com/gridkeeper/gridkeeper/services/org"
 )
 
 // Status of an incident.
@@ -189,9 +191,4 @@ func (i Incident) Wire() Incident {
 }
 
 // MaskPhone keeps the first 3 and last 4 digits of a phone number.
-func MaskPhone(p string) string {
-	if len(p) < 8 {
-		return p
-	}
-	return p[:3] + "****" + p[len(p)-4:]
-}
+func MaskPhone(p string) string { return org.MaskPhone(p) }

@@ -75,3 +75,36 @@ func TestActorScope(t *testing.T) {
 		t.Error("the system sees all")
 	}
 }
+
+// ID-card numbers: the check character of GB 11643 (ISO 7064 MOD 11-2), the birth date,
+// the shape.
+func TestIDCard(t *testing.T) {
+	for _, c := range []struct {
+		id string
+		ok bool
+	}{
+		{"11010519491231002X", true}, // the standard's example, check character X
+		{"440524188001010014", true},
+		{"110105194912310021", false}, // wrong check character
+		{"11010519491331002X", false}, // month 13
+		{"11010519490230002X", false}, // 30 February
+		{"11010519491231002x", false}, // lower case: NormalizeIDCard first
+		{"01010519491231002X", false}, // region cannot start with 0
+		{"1101051949123100", false},
+		{"", false},
+		{"11010519491231002X1", false},
+	} {
+		if got := ValidIDCard(c.id); got != c.ok {
+			t.Errorf("ValidIDCard(%q) = %v, want %v", c.id, got, c.ok)
+		}
+	}
+	if got := IDCardCheck("11010519491231002"); got != 'X' {
+		t.Errorf("check of the standard's example: %c", got)
+	}
+	if ValidIDCard(NormalizeIDCard(" 11010519491231002x ")) != true {
+		t.Errorf("normalized lower-case x")
+	}
+	if MaskIDCard("11010519491231002X") != "110105********002X" || MaskPhone("13812345678") != "138****5678" {
+		t.Errorf("masks: %s %s", MaskIDCard("11010519491231002X"), MaskPhone("13812345678"))
+	}
+}

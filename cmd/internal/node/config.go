@@ -31,6 +31,8 @@ type Config struct {
 	Roles      string `env:"GRID_ROLES" default:"api,applier,notifier" help:"parts this instance runs: api, applier, notifier"`
 
 	JWTKey         string        `env:"GRID_JWT_KEY" secret:"true" help:"HMAC key for access tokens; empty generates one kept in the data dir"`
+	DataKey        string        `env:"GRID_DATA_KEY" secret:"true" help:"key sealing residents' ID-card and phone numbers (64 hex digits); empty generates one kept in the data dir"`
+	DataKeysOld    string        `env:"GRID_DATA_KEYS_PREVIOUS" secret:"true" help:"earlier data keys, comma separated, still opening what they sealed until gridctl keys reseal moved it to GRID_DATA_KEY"`
 	AccessTTL      time.Duration `env:"GRID_ACCESS_TTL" default:"15m" help:"access token lifetime"`
 	RefreshTTL     time.Duration `env:"GRID_REFRESH_TTL" default:"720h" help:"refresh token lifetime"`
 	BcryptCost     int           `env:"GRID_BCRYPT_COST" default:"11" help:"bcrypt cost for password hashes"`

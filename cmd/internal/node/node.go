@@ -20,6 +20,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/mobile-api"
 	"github.com/gridkeeper/gridkeeper/pkg/ferret"
 	"github.com/gridkeeper/gridkeeper/pkg/natsd"
+	"github.com/gridkeeper/gridkeeper/pkg/seal"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/attachment"
@@ -338,6 +339,11 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err := n.Config.Watch(runCtx); err != nil {
 		return err
 	}
+	keys, err := n.dataKeys()
+	if err != nil {
+		return err
+	}
+	household.Keys = keys
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
@@ -402,7 +408,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
-		Households: &household.Service{DB: n.DB}, Devices: n.Devices, Complaints: complaints,
+		Households: &household.Service{DB: n.DB, JS: n.JS, Names: n.Names, Bus: n.Bus}, Devices: n.Devices, Complaints: complaints,
 		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
@@ -464,6 +470,41 @@ func (n *Node) jwtKey() ([]byte, error) {
 	}
 	n.Log.Warn("GRID_JWT_KEY is not set: generated a key and kept it in the data dir", "file", path)
 	return key, nil
+}
+
+// dataKeys returns the keyring sealing personal data: GRID_DATA_KEY (or a key
+// generated once and kept in the data dir) and GRID_DATA_KEYS_PREVIOUS.
+func (n *Node) dataKeys() (*seal.Keyring, error) {
+	cur := n.Cfg.DataKey
+	if cur == "" {
+		path := filepath.Join(n.Cfg.DataDir, "data.key")
+		if b, err := os.ReadFile(path); err == nil {
+			cur = string(b)
+			n.Log.Warn("GRID_DATA_KEY is not set: using the key kept in the data dir; set it (and keep it apart from the database) in production", "file", path)
+		} else {
+			cur = seal.NewKey()
+			if err := os.WriteFile(path, []byte(cur), 0o600); err != nil {
+				return nil, fmt.Errorf("write data key: %w", err)
+			}
+			n.Log.Warn("GRID_DATA_KEY is not set: generated a key and kept it in the data dir", "file", path)
+		}
+	}
+	key, err := seal.ParseKey(cur)
+	if err != nil {
+		return nil, fmt.Errorf("config: GRID_DATA_KEY: %w", err)
+	}
+	var old [][]byte
+	for _, s := range strings.Split(n.Cfg.DataKeysOld, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		k, err := seal.ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: GRID_DATA_KEYS_PREVIOUS: %w", err)
+		}
+		old = append(old, k)
+	}
+	return seal.New(key, old...)
 }
 
 // Ready reports whether the database, NATS and every applier are up.

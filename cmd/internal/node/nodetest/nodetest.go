@@ -82,9 +82,13 @@ func Config(env testrig.Env, dataDir string) node.Config {
 	cfg.PushWait = 10 * time.Second
 	cfg.Demo = false
 	cfg.JWTKey = "test-key-test-key-test-key-test-key-0123"
+	cfg.DataKey = TestDataKey
 	cfg.LogLevel = "warn"
 	return cfg
 }
+
+// TestDataKey is the data key of test nodes (the keyring is one per process).
+const TestDataKey = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 // Start starts a node on the shared servers. mod may change the config first.
 func Start(t testing.TB, mod func(*node.Config, *node.Options)) *Harness {
