@@ -205,7 +205,9 @@ func TestGridctlKeys(t *testing.T) {
 		"members": []any{map[string]any{"name": "赵六", "idCard": "11010519491231002X"}}}})); r.Results[0].Status != "applied" {
 		t.Fatalf("create: %+v", r.Results[0])
 	}
-	h.Restart(func(c *node.Config, _ *node.Options) { c.DataKey, c.DataKeysOld = strings.TrimSpace(key), nodetest.TestDataKey })
+	h.Restart(func(c *node.Config, _ *node.Options) {
+		c.DataKey, c.DataKeysOld = strings.TrimSpace(key), nodetest.TestDataKey
+	})
 	if code, out, errs := ctl(h, "admin", "keys", "reseal"); code != 0 || !strings.Contains(out, "under an earlier key: 1") || !strings.Contains(out, ": 1\n") {
 		t.Errorf("keys reseal: %d %q %q", code, out, errs)
 	}

@@ -135,7 +135,9 @@ func (n Names) SessionsBucket() string { return n.Prefix + "_sessions" }
 func (n Names) AuditStream() string { return n.Prefix + "_AUDIT" }
 
 // AuditSubject is where a read of a record at path by user is logged.
-func (n Names) AuditSubject(path, user string) string { return n.Prefix + ".audit." + path + "." + user }
+func (n Names) AuditSubject(path, user string) string {
+	return n.Prefix + ".audit." + path + "." + user
+}
 
 // PrefsBucket is the KV bucket of users' notification preferences.
 func (n Names) PrefsBucket() string { return n.Prefix + "_prefs" }
