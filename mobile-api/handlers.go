@@ -378,3 +378,20 @@ func (s *server) reseal(c *fiber.Ctx) error {
 	s.Logger.Info("personal data resealed", "by", actorOf(c).UserID, "checked", r.Checked, "stale", r.Stale, "resealed", r.Resealed)
 	return c.JSON(r)
 }
+
+// dueVisits lists the households due a visit: GET /v1/visits/due?unit=&overdue=true.
+func (s *server) dueVisits(c *fiber.Ctx) error {
+	overdue := false
+	switch c.Query("overdue") {
+	case "", "false":
+	case "true":
+		overdue = true
+	default:
+		return fault.New(fault.Invalid, "invalid_request", "overdue: true or false")
+	}
+	ds, err := s.Households.DueVisits(c.UserContext(), actorOf(c), strings.Clone(c.Query("unit")), s.now(), overdue)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"visits": ds})
+}

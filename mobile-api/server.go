@@ -67,6 +67,8 @@ type Options struct {
 	PokeInterval time.Duration
 	// Done closes when the server shuts down (ends event streams).
 	Done <-chan struct{}
+	// Now is the clock of computed answers such as due visits (time.Now when nil).
+	Now func() time.Time
 }
 
 type server struct {
@@ -113,6 +115,13 @@ func New(d Deps, opt Options) *fiber.App {
 	return app
 }
 
+func (s *server) now() time.Time {
+	if s.opt.Now != nil {
+		return s.opt.Now()
+	}
+	return time.Now()
+}
+
 // routes is the whole API surface in one place.
 func (s *server) routes(app *fiber.App) {
 	app.Get("/healthz", s.healthz)
@@ -145,6 +154,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/conflicts", s.conflicts)
 	authed.Get("/households/:id/personal", s.personal)
 	authed.Get("/access-log", s.accessLog)
+	authed.Get("/visits/due", s.dueVisits)
 	authed.Put("/attachments/:sha256", s.putAttachment)
 	authed.Head("/attachments/:sha256", s.headAttachment)
 	authed.Patch("/attachments/:sha256", s.patchAttachment)

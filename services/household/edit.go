@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/nats-io/nats.go/jetstream"
@@ -376,6 +377,9 @@ type Service struct {
 	JS    jetstream.JetStream
 	Names command.Names
 	Bus   *command.Bus
+	// Plans are the visit plans; Calendar the working days visits are due on.
+	Plans    Plans
+	Calendar func() *workday.Calendar
 }
 
 // Conflicts lists the conflicts of records in the actor's subtree, newest first (for

@@ -51,17 +51,19 @@ type Member struct {
 
 // Household is one dwelling and the people in it.
 type Household struct {
-	ID        string    `json:"id" bson:"_id"`
-	GridID    string    `json:"gridId" bson:"gridId"`
-	Building  string    `json:"building" bson:"building"`
-	Unit      string    `json:"unit" bson:"unit"`
-	Room      string    `json:"room" bson:"room"`
-	Address   string    `json:"address" bson:"address"`
-	Members   []Member  `json:"members" bson:"members"`
-	Tags      []string  `json:"tags,omitempty" bson:"tags,omitempty"`
-	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt" bson:"updatedAt"`
-	Version   int64     `json:"version" bson:"version"`
+	ID       string   `json:"id" bson:"_id"`
+	GridID   string   `json:"gridId" bson:"gridId"`
+	Building string   `json:"building" bson:"building"`
+	Unit     string   `json:"unit" bson:"unit"`
+	Room     string   `json:"room" bson:"room"`
+	Address  string   `json:"address" bson:"address"`
+	Members  []Member `json:"members" bson:"members"`
+	Tags     []string `json:"tags,omitempty" bson:"tags,omitempty"`
+	// LastVisitAt is the latest visit logged (visit.go); the next is due from it.
+	LastVisitAt *time.Time `json:"lastVisitAt,omitempty" bson:"lastVisitAt,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt" bson:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt" bson:"updatedAt"`
+	Version     int64      `json:"version" bson:"version"`
 }
 
 // Organisation is an enterprise or institution located in a grid.
@@ -81,6 +83,8 @@ func Register(r *command.Registry) {
 	r.Register(CmdImport, command.Handler{Apply: applyImport, Keys: command.ArgKey(Coll, "id")})
 	r.Register(CmdImportOrg, command.Handler{Apply: applyImportOrg, Keys: command.ArgKey(OrgColl, "id")})
 	r.Register(CmdReseal, command.Handler{Apply: applyReseal, Keys: command.ArgKey(Coll, "householdId")})
+	r.Own(VisitColl)
+	r.Register(CmdVisit, command.Handler{Apply: applyVisit, Keys: command.ArgKey(Coll, "householdId")})
 }
 
 func validGrid(id, grid string) error {

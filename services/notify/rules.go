@@ -47,6 +47,7 @@ type subject struct {
 	HouseholdID string `json:"householdId"`
 	WorkerID    string `json:"workerId"`
 	GridID      string `json:"gridId"`
+	Count       int    `json:"count"`
 	// Incident is set by an urgent item's overdue event.
 	Incident *subject `json:"incident"`
 }
@@ -211,7 +212,8 @@ func reportLine(s *subject, _ Text) Text {
 }
 
 func visitLine(s *subject, _ Text) Text {
-	return Text{Zh: "网格" + s.GridID + "有住户走访逾期", En: "A household in grid " + s.GridID + " is overdue for a visit"}
+	return Text{Zh: fmt.Sprintf("网格%s有%d户走访逾期", s.GridID, s.Count),
+		En: fmt.Sprintf("%d households in grid %s are overdue for a visit", s.Count, s.GridID)}
 }
 
 // ancestors lists unit and every unit above it.

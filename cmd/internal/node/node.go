@@ -83,6 +83,8 @@ type Node struct {
 	Poker     *notify.Poker
 	Pusher    *notify.Pusher
 	Prefs     *notify.Prefs
+	// Households reads the ledgers (visits due, personal data, the access log).
+	Households *household.Service
 	App       *fiber.App
 	Metrics   *prometheus.Registry
 
@@ -165,6 +167,9 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		}
 		filer := &incident.Filer{JS: n.JS, DB: n.DB, Names: n.Names, Svc: n.Incidents, Log: log, Now: o.Now}
 		if err := filer.Run(runCtx); err != nil {
+			return nil, err
+		}
+		if err := n.Households.RunReminders(runCtx, o.Now, log); err != nil {
 			return nil, err
 		}
 	}
@@ -351,6 +356,15 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	complaints.Register(n.Registry)
 	notify.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
+	plansData, err := schemas.Files.ReadFile("visits.json")
+	if err != nil {
+		return err
+	}
+	plans, err := household.ParsePlans(plansData)
+	if err != nil {
+		return err
+	}
+	n.Households = &household.Service{DB: n.DB, JS: n.JS, Names: n.Names, Bus: n.Bus, Plans: plans, Calendar: n.Incidents.Calendar}
 
 	key, err := n.jwtKey()
 	if err != nil {
@@ -368,6 +382,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	}
 	routers[household.CmdCreate] = household.Router{DB: n.DB, Routes: routes}
 	routers[household.CmdUpdate] = household.Router{DB: n.DB, Routes: routes}
+	routers[household.CmdVisit] = household.Router{DB: n.DB, Routes: routes}
 	routers[complaint.CmdFile] = complaint.Router{DB: n.DB, Routes: routes}
 	routers[complaint.CmdAnswer] = complaint.Router{DB: n.DB, Routes: routes}
 	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
@@ -408,10 +423,10 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	}
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
-		Households: &household.Service{DB: n.DB, JS: n.JS, Names: n.Names, Bus: n.Bus}, Devices: n.Devices, Complaints: complaints,
+		Households: n.Households, Devices: n.Devices, Complaints: complaints,
 		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
-	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone})
+	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone, Now: o.Now})
 	return nil
 }
 
