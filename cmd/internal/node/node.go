@@ -85,8 +85,8 @@ type Node struct {
 	Prefs     *notify.Prefs
 	// Households reads the ledgers (visits due, personal data, the access log).
 	Households *household.Service
-	App       *fiber.App
-	Metrics   *prometheus.Registry
+	App        *fiber.App
+	Metrics    *prometheus.Registry
 
 	cancel   context.CancelFunc
 	httpDone chan struct{} // closed at Stop: ends event streams before the HTTP shutdown waits for them
