@@ -15,6 +15,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/notify"
+	"github.com/gridkeeper/gridkeeper/services/volunteer"
 )
 
 func (s *server) healthz(c *fiber.Ctx) error {
@@ -394,4 +395,71 @@ func (s *server) dueVisits(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"visits": ds})
+}
+
+func (s *server) registerVolunteer(c *fiber.Ctx) error {
+	var a volunteer.RegisterArgs
+	if err := s.decode(c, &a); err != nil {
+		return err
+	}
+	if err := s.Points.Submit(c.UserContext(), actorOf(c), volunteer.CmdRegister, "", a); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
+}
+
+// volunteers lists a community's volunteers with their balances:
+// GET /v1/volunteers?community=&sort=name|leaderboard.
+func (s *server) volunteers(c *fiber.Ctx) error {
+	sort := c.Query("sort", "name")
+	if sort != "name" && sort != "leaderboard" {
+		return fault.New(fault.Invalid, "invalid_request", "sort: name or leaderboard")
+	}
+	vs, err := s.Points.Volunteers(c.UserContext(), actorOf(c), strings.Clone(c.Query("community")), sort == "leaderboard")
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"volunteers": vs})
+}
+
+func (s *server) ledger(c *fiber.Ctx) error {
+	es, err := s.Points.Ledger(c.UserContext(), actorOf(c), strings.Clone(c.Params("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"entries": es})
+}
+
+func (s *server) supermarket(c *fiber.Ctx) error {
+	is, err := s.Points.Items(c.UserContext(), actorOf(c), strings.Clone(c.Query("community")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": is})
+}
+
+// stock sets a love-supermarket article and its stock: PUT /v1/supermarket/{itemId}.
+func (s *server) stock(c *fiber.Ctx) error {
+	var a volunteer.StockArgs
+	if err := s.decode(c, &a); err != nil {
+		return err
+	}
+	a.ItemID = strings.Clone(c.Params("itemId"))
+	if err := s.Points.Submit(c.UserContext(), actorOf(c), volunteer.CmdStock, "", a); err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+// redeem spends a volunteer's points at the love supermarket; redemptionId, made by
+// the caller, makes a retry the same redemption.
+func (s *server) redeem(c *fiber.Ctx) error {
+	var a volunteer.RedeemArgs
+	if err := s.decode(c, &a); err != nil {
+		return err
+	}
+	if err := s.Points.Submit(c.UserContext(), actorOf(c), volunteer.CmdRedeem, a.RedemptionID, a); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
 }

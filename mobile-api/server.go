@@ -29,6 +29,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/notify"
+	"github.com/gridkeeper/gridkeeper/services/volunteer"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -45,6 +46,7 @@ type Deps struct {
 	Incidents   *incident.Service
 	Config      *incident.Config
 	Complaints  *complaint.Service
+	Points      *volunteer.Points
 	Inbox       notify.Inbox
 	Prefs       *notify.Prefs
 	Directory   *directory.Service
@@ -155,6 +157,12 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/households/:id/personal", s.personal)
 	authed.Get("/access-log", s.accessLog)
 	authed.Get("/visits/due", s.dueVisits)
+	authed.Post("/volunteers", s.registerVolunteer)
+	authed.Get("/volunteers", s.volunteers)
+	authed.Get("/volunteers/:id/points", s.ledger)
+	authed.Get("/supermarket", s.supermarket)
+	authed.Put("/supermarket/:itemId", s.stock)
+	authed.Post("/supermarket/redemptions", s.redeem)
 	authed.Put("/attachments/:sha256", s.putAttachment)
 	authed.Head("/attachments/:sha256", s.headAttachment)
 	authed.Patch("/attachments/:sha256", s.patchAttachment)

@@ -7,5 +7,5 @@ import "embed"
 
 // Files is the embedded schemas directory.
 //
-//go:embed categories.json capabilities.json visits.json calendar/*.json openapi.yaml
+//go:embed categories.json capabilities.json visits.json points.json calendar/*.json openapi.yaml
 var Files embed.FS

@@ -46,11 +46,23 @@ func (b *Bus) Do(ctx context.Context, id, name, key string, actor org.Actor, arg
 	}
 	defer sub.Unsubscribe()
 	data, _ := json.Marshal(c)
-	if _, err := b.js.Publish(ctx, b.names.CmdSubject(key), data, jetstream.WithMsgID(c.ID)); err != nil {
+	ack, err := b.js.Publish(ctx, b.names.CmdSubject(key), data, jetstream.WithMsgID(c.ID))
+	if err != nil {
 		return nil, fault.Wrap(err, "publish command")
 	}
 	if wait <= 0 {
 		return nil, nil
+	}
+	if ack.Duplicate {
+		// The same command was sent before (a retry): its outcome may be stored already.
+		if m, err := b.js.Stream(ctx, b.names.ResStream()); err == nil {
+			if raw, err := m.GetLastMsgForSubject(ctx, b.names.ResSubject(c.ID)); err == nil {
+				var o Outcome
+				if err := json.Unmarshal(raw.Data, &o); err == nil {
+					return &o, nil
+				}
+			}
+		}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()

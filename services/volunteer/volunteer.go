@@ -48,6 +48,14 @@ type Activity struct {
 	Volunteers  int       `json:"volunteers" bson:"volunteers"`
 	Served      int       `json:"served" bson:"served"` // residents served 服务群众人次
 	Version     int64     `json:"version" bson:"version"`
+	// Recorded from a phone (volunteer.recordActivity): the kind the points rate
+	// follows, who took part for how long and what they earned.
+	Kind         string        `json:"kind,omitempty" bson:"kind,omitempty"`
+	EndedAt      time.Time     `json:"endedAt,omitzero" bson:"endedAt,omitempty"`
+	Participants []Participant `json:"participants,omitempty" bson:"participants,omitempty"`
+	Note         string        `json:"note,omitempty" bson:"note,omitempty"`
+	Photos       []string      `json:"photos,omitempty" bson:"photos,omitempty"`
+	By           string        `json:"by,omitempty" bson:"by,omitempty"`
 }
 
 // Register adds the volunteer commands to the write path.

@@ -85,6 +85,8 @@ type Node struct {
 	Prefs     *notify.Prefs
 	// Households reads the ledgers (visits due, personal data, the access log).
 	Households *household.Service
+	// Points keeps volunteers, the love-points ledger and the love supermarket.
+	Points *volunteer.Points
 	App        *fiber.App
 	Metrics    *prometheus.Registry
 
@@ -352,10 +354,21 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
 	volunteer.Register(n.Registry)
+	rulesData, err := schemas.Files.ReadFile("points.json")
+	if err != nil {
+		return err
+	}
+	pointRules, err := volunteer.ParseRules(rulesData)
+	if err != nil {
+		return err
+	}
+	n.Points = &volunteer.Points{DB: n.DB, Rules: pointRules}
+	n.Points.Register(n.Registry)
 	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar, Now: o.Now}
 	complaints.Register(n.Registry)
 	notify.Register(n.Registry)
 	n.Bus = command.NewBus(n.NC, n.JS, n.Names)
+	n.Points.Bus = n.Bus
 	plansData, err := schemas.Files.ReadFile("visits.json")
 	if err != nil {
 		return err
@@ -424,7 +437,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	n.App = mobileapi.New(mobileapi.Deps{
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
 		Households: n.Households, Devices: n.Devices, Complaints: complaints,
-		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs,
+		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs, Points: n.Points,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone, Now: o.Now})
 	return nil
