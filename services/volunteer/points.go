@@ -475,7 +475,9 @@ func (p *Points) Ledger(ctx context.Context, a org.Actor, volunteerID string) ([
 	if err := find(ctx, p.DB.Collection(LedgerColl), bson.D{{Key: "volunteerId", Value: volunteerID}}, &out); err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) || (out[i].At.Equal(out[j].At) && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].At.Before(out[j].At) || (out[i].At.Equal(out[j].At) && out[i].ID < out[j].ID)
+	})
 	for i := range out {
 		out[i].At = out[i].At.UTC()
 	}

@@ -86,9 +86,9 @@ type Node struct {
 	// Households reads the ledgers (visits due, personal data, the access log).
 	Households *household.Service
 	// Points keeps volunteers, the love-points ledger and the love supermarket.
-	Points *volunteer.Points
-	App        *fiber.App
-	Metrics    *prometheus.Registry
+	Points  *volunteer.Points
+	App     *fiber.App
+	Metrics *prometheus.Registry
 
 	cancel   context.CancelFunc
 	httpDone chan struct{} // closed at Stop: ends event streams before the HTTP shutdown waits for them
