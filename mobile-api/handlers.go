@@ -3,6 +3,7 @@ package mobileapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/device"
 	"github.com/gridkeeper/gridkeeper/services/directory"
 	"github.com/gridkeeper/gridkeeper/services/fieldsync"
+	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/notify"
 	"github.com/gridkeeper/gridkeeper/services/volunteer"
@@ -462,4 +464,65 @@ func (s *server) redeem(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(a)
+}
+
+// importHouseholds checks and stores a batch of households read from a CSV by
+// gridctl: POST /v1/admin/households/import?dryRun=&skipBad=.
+func (s *server) importHouseholds(c *fiber.Ctx) error {
+	var body struct {
+		Rows []household.ImportRow `json:"rows"`
+	}
+	// A batch of 2,000 households with their residents is larger than a handset's body.
+	if len(c.Body()) > 16*s.opt.MaxBody {
+		return fault.New(fault.TooLarge, "too_large", "at most 2000 households per request")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	if err := dec.Decode(&body); err != nil {
+		return fault.New(fault.Invalid, "invalid_json", "the body is not a JSON object with rows")
+	}
+	r, err := s.Households.Import(c.UserContext(), actorOf(c), body.Rows, c.QueryBool("dryRun"), c.QueryBool("skipBad"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+func sendCSV(c *fiber.Ctx, name string, data []byte) error {
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	return c.Send(data)
+}
+
+func (s *server) exportHouseholds(c *fiber.Ctx) error {
+	data, err := s.Households.ExportHouseholds(c.UserContext(), actorOf(c), strings.Clone(c.Query("unit")))
+	if err != nil {
+		return err
+	}
+	return sendCSV(c, "households.csv", data)
+}
+
+func (s *server) exportVisits(c *fiber.Ctx) error {
+	to, from := s.now().UTC(), time.Time{}
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return fault.New(fault.Invalid, "invalid_request", name+": an RFC 3339 time")
+			}
+			*dst = t
+		}
+	}
+	data, err := s.Households.ExportVisits(c.UserContext(), actorOf(c), strings.Clone(c.Query("unit")), from, to)
+	if err != nil {
+		return err
+	}
+	return sendCSV(c, "visits.csv", data)
+}
+
+func (s *server) exportPoints(c *fiber.Ctx) error {
+	data, err := s.Points.ExportLedger(c.UserContext(), actorOf(c), strings.Clone(c.Query("community")))
+	if err != nil {
+		return err
+	}
+	return sendCSV(c, "points.csv", data)
 }

@@ -35,6 +35,12 @@ Usage:
                                              replace them (a file left out keeps the one in force)
   gridctl [flags] calendar list              the working-day calendar years in force
   gridctl [flags] calendar load FILE         load a year (the format of schemas/calendar/*.json)
+  gridctl [flags] import households FILE.csv [--skip-bad]
+                                             import households, one row per resident (the columns of
+                                             export households); all checked first, nothing imported if
+                                             one is bad unless --skip-bad
+  gridctl [flags] export households|visits|points [--unit CODE]
+                                             CSV of the ledgers of a unit (personal numbers masked)
   gridctl [flags] keys new                   print a fresh data key (64 hex digits) for GRID_DATA_KEY
   gridctl [flags] keys reseal                after rotating GRID_DATA_KEY: move every stored ID-card and
                                              phone number to the new key (then drop the old one)
@@ -126,6 +132,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if err = c.do("GET", "/v1/admin/calendar", nil, &r); err == nil {
 			fmt.Fprintf(stdout, "years in force: %v\nloaded by an admin: %v\n", r.Years, r.Loaded)
 		}
+	case "import households":
+		err = c.importHouseholds(rest[2:], stdout, stderr)
 	case "keys reseal":
 		var r struct {
 			Checked, Stale, Resealed int
@@ -148,6 +156,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			fmt.Fprintln(stdout, string(b))
 		}
 	default:
+		if rest[0] == "export" {
+			err = c.export(rest[1:], stdout, stderr)
+			break
+		}
 		if rest[0] == "fleet" {
 			err = fleet(c, rest[1:], func() error { return c.login(*login, *password) }, stdout, stderr)
 			break

@@ -1,11 +1,14 @@
 package volunteer
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -555,4 +558,25 @@ func (p *Points) Submit(ctx context.Context, a org.Actor, name, id string, args 
 		return err
 	}
 	return o.Err()
+}
+
+// ExportLedger writes a community's points ledger as CSV, oldest first.
+func (p *Points) ExportLedger(ctx context.Context, a org.Actor, comm string) ([]byte, error) {
+	if err := readable(a, &comm); err != nil {
+		return nil, err
+	}
+	var es []Entry
+	if err := find(ctx, p.DB.Collection(LedgerColl), bson.D{{Key: "communityId", Value: comm}}, &es); err != nil {
+		return nil, err
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].At.Before(es[j].At) || (es[i].At.Equal(es[j].At) && es[i].ID < es[j].ID) })
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"entry", "volunteerId", "communityId", "delta", "balanceAfter", "reason", "activityId", "redemptionId", "itemId", "quantity", "hours", "by", "at"})
+	for _, e := range es {
+		_ = w.Write([]string{e.ID, e.VolunteerID, e.CommunityID, strconv.Itoa(e.Delta), strconv.Itoa(e.BalanceAfter), e.Reason,
+			e.ActivityID, e.RedemptionID, e.ItemID, strconv.Itoa(e.Quantity), strconv.FormatFloat(e.Hours, 'f', -1, 64), e.By, e.At.UTC().Format(time.RFC3339)})
+	}
+	w.Flush()
+	return b.Bytes(), w.Error()
 }
