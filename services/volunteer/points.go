@@ -569,7 +569,9 @@ func (p *Points) ExportLedger(ctx context.Context, a org.Actor, comm string) ([]
 	if err := find(ctx, p.DB.Collection(LedgerColl), bson.D{{Key: "communityId", Value: comm}}, &es); err != nil {
 		return nil, err
 	}
-	sort.Slice(es, func(i, j int) bool { return es[i].At.Before(es[j].At) || (es[i].At.Equal(es[j].At) && es[i].ID < es[j].ID) })
+	sort.Slice(es, func(i, j int) bool {
+		return es[i].At.Before(es[j].At) || (es[i].At.Equal(es[j].At) && es[i].ID < es[j].ID)
+	})
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	_ = w.Write([]string{"entry", "volunteerId", "communityId", "delta", "balanceAfter", "reason", "activityId", "redemptionId", "itemId", "quantity", "hours", "by", "at"})
