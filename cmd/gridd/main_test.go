@@ -139,7 +139,7 @@ func TestGriddDemoWalkthrough(t *testing.T) {
 	d := login(t, base, "dispatcher", "web-dispatcher")
 	ledgers := pullLedgers(t, base, d, "web-dispatcher")
 	for what, want := range map[string]int{"households": 844, "residents": 3086, "floating": 156, "organisations": 13,
-		"teams": 6, "activities": 42, "served": 1862} {
+		"teams": 6, "activities": 42, "served": 1862, "masked ID numbers": 3086, "supermarket": 5} {
 		if ledgers[what] != want {
 			t.Errorf("demo %s: %d, want %d", what, ledgers[what], want)
 		}
@@ -224,12 +224,20 @@ func pullLedgers(t *testing.T, base, token, device string) map[string]int {
 			counts[c.Collection]++
 			switch c.Collection {
 			case "households":
-				var h struct{ Members []struct{ Floating bool } }
+				var h struct {
+					Members []struct {
+						Floating      bool
+						IDCard, Phone string
+					}
+				}
 				_ = json.Unmarshal(c.Doc, &h)
 				counts["residents"] += len(h.Members)
 				for _, m := range h.Members {
 					if m.Floating {
 						counts["floating"]++
+					}
+					if len(m.IDCard) == 18 && m.IDCard[6:14] == "********" {
+						counts["masked ID numbers"]++
 					}
 				}
 			case "activities":

@@ -279,3 +279,54 @@ func TestGriddDemoLifecyclePaths(t *testing.T) {
 		t.Errorf("worker1 was told of its own resolution")
 	}
 }
+
+// The ledgers issue's "done when", in the demo: worker1 logs a visit offline to one of
+// its households and it is no longer due; a volunteer of the demo earns points for an
+// activity recorded on worker1's phone and spends some at the love supermarket.
+func TestGriddDemoLedgers(t *testing.T) {
+	base, stop := startGridd(t, t.TempDir(), nil)
+	defer stop()
+	worker, dispatcher := demoLogin(t, base, "worker1"), demoLogin(t, base, "dispatcher")
+	type due struct {
+		Visits []struct {
+			HouseholdID string
+			Overdue     bool
+		}
+	}
+	var before due
+	if st := call(t, "GET", base+"/v1/visits/due?unit=990102001001001", worker.token, nil, &before); st != 200 || len(before.Visits) == 0 {
+		t.Fatalf("due visits in grid 1: %d %d", st, len(before.Visits))
+	}
+	hh := before.Visits[0].HouseholdID
+	if st, code := worker.do("visit.log", map[string]any{"visitId": uuid.Must(uuid.NewV7()).String(), "householdId": hh,
+		"visitedAt": time.Now().Add(-2 * time.Hour), "note": "入户走访，老人身体尚好"}); st != "applied" {
+		t.Fatalf("visit: %s %s", st, code)
+	}
+	var after due
+	call(t, "GET", base+"/v1/visits/due?unit=990102001001001", worker.token, nil, &after)
+	for _, v := range after.Visits {
+		if v.HouseholdID == hh && v.Overdue {
+			t.Errorf("the visited household is still overdue")
+		}
+	}
+	start := time.Now().Add(-4 * time.Hour)
+	if st, code := worker.do("volunteer.recordActivity", map[string]any{"activityId": uuid.Must(uuid.NewV7()).String(), "teamId": "team-1",
+		"title": "陪伴独居老人", "kind": "elderly_care", "startedAt": start, "endedAt": start.Add(2 * time.Hour),
+		"participants": []any{map[string]any{"volunteerId": "vol-team-1-01", "hours": 2}}}); st != "applied" {
+		t.Fatalf("activity: %s %s", st, code)
+	}
+	if st := call(t, "POST", base+"/v1/supermarket/redemptions", dispatcher.token, map[string]any{"redemptionId": "demo-red-1",
+		"volunteerId": "vol-team-1-01", "itemId": "item-towel", "quantity": 1}, nil); st != 201 {
+		t.Fatalf("redemption: %d", st)
+	}
+	var vs struct {
+		Volunteers []struct {
+			ID              string
+			Balance, Earned int
+		}
+	}
+	call(t, "GET", base+"/v1/volunteers?sort=leaderboard", dispatcher.token, nil, &vs)
+	if len(vs.Volunteers) == 0 || vs.Volunteers[0].ID != "vol-team-1-01" || vs.Volunteers[0].Earned != 30 || vs.Volunteers[0].Balance != 20 {
+		t.Errorf("leaderboard: %+v", vs.Volunteers[:min(3, len(vs.Volunteers))])
+	}
+}

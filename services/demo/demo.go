@@ -141,6 +141,18 @@ func Seed(ctx context.Context, d Deps, o Options) (*Report, error) {
 	for _, a := range city.activities {
 		reqs = append(reqs, command.Request{ID: "demo-" + a.ID, Name: volunteer.CmdImportActivity, Key: a.CommunityID, Actor: system, Args: a})
 	}
+	// The teams' members are the community's volunteers; the love supermarket opens.
+	for _, t := range city.teams {
+		for i, m := range t.Members {
+			id := fmt.Sprintf("vol-%s-%02d", t.ID, i+1)
+			reqs = append(reqs, command.Request{ID: "demo-" + id, Name: volunteer.CmdRegister, Key: t.CommunityID, Actor: system,
+				Args: volunteer.RegisterArgs{VolunteerID: id, CommunityID: t.CommunityID, Name: m, TeamIDs: []string{t.ID}}})
+		}
+	}
+	for _, it := range Supermarket {
+		it.CommunityID = Community
+		reqs = append(reqs, command.Request{ID: "demo-" + it.ItemID, Name: volunteer.CmdStock, Key: Community, Actor: system, Args: it})
+	}
 	rep.Records = len(reqs)
 	if err := runChunks(ctx, d.Bus, reqs); err != nil {
 		return nil, fmt.Errorf("demo ledgers: %w", err)

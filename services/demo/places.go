@@ -7,6 +7,7 @@ import (
 
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/household"
+	"github.com/gridkeeper/gridkeeper/services/org"
 	"github.com/gridkeeper/gridkeeper/services/volunteer"
 )
 
@@ -59,7 +60,11 @@ func households(r *rand.Rand) []household.Household {
 			if m > 0 {
 				rel = relations[r.IntN(len(relations))]
 			}
-			h.Members = append(h.Members, household.Member{Name: name(r), Relation: rel})
+			m := household.Member{Name: name(r), Relation: rel, IDCard: idCard(r)}
+			if m.Relation == "head" || r.IntN(3) == 0 {
+				m.Phone = fmt.Sprintf("1%d%09d", 3+r.IntN(7), r.IntN(1000000000))
+			}
+			h.Members = append(h.Members, m)
 		}
 		switch {
 		case sizes[i] == 1 && r.IntN(3) == 0:
@@ -86,6 +91,23 @@ func households(r *rand.Rand) []household.Household {
 		}
 	}
 	return out
+}
+
+// idCard makes a synthetic ID-card number of 长安区 (130102) with a right check
+// character, born between 1935 and 2020.
+func idCard(r *rand.Rand) string {
+	born := time.Date(1935+r.IntN(86), time.January, 1+r.IntN(365), 0, 0, 0, 0, time.UTC)
+	first := fmt.Sprintf("130102%s%03d", born.Format("20060102"), r.IntN(1000))
+	return first + string(org.IDCardCheck(first))
+}
+
+// Supermarket is the love supermarket's opening catalogue.
+var Supermarket = []volunteer.StockArgs{
+	{ItemID: "item-rice", Name: "大米 5kg", Points: 50, Stock: 40},
+	{ItemID: "item-oil", Name: "食用油 1.8L", Points: 40, Stock: 30},
+	{ItemID: "item-towel", Name: "毛巾", Points: 10, Stock: 100},
+	{ItemID: "item-soap", Name: "洗衣皂", Points: 5, Stock: 200},
+	{ItemID: "item-haircut", Name: "理发服务一次", Points: 20, Stock: 50},
 }
 
 var orgKinds = []struct{ name, kind string }{

@@ -178,6 +178,8 @@ func (p *Points) applyRegister(tx *command.Tx, c *command.Command) error {
 	var old Volunteer
 	if found, err := tx.Get(VolunteerColl, a.VolunteerID, &old); err != nil {
 		return err
+	} else if found && c.Actor.System && old.CommunityID == a.CommunityID {
+		return nil // a seed or import run again
 	} else if found {
 		return fault.New(fault.Conflict, "already_exists", "a volunteer with this id exists")
 	}
