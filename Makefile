@@ -19,7 +19,7 @@ lint: ## formatting, vet and the layering rule
 	$(GO) test -count=1 -run TestLayering ./cmd/internal/node/
 
 bench: ## benchmarks with their limits measured in the same run (see BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/internal/node/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./cmd/internal/node/ ./cmd/gridctl/
 
 fleet: ## 200 simulated handsets against a running gridd (GRID_URL, default http://127.0.0.1:8080)
 	$(GO) run ./cmd/gridctl fleet --devices 200 --duration 60s

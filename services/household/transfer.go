@@ -141,20 +141,21 @@ func (s *Service) Import(ctx context.Context, a org.Actor, rows []ImportRow, dry
 		if h.Members == nil {
 			h.Members = []Member{}
 		}
-		reqs[i] = command.Request{ID: "import-hh-" + h.ID, Name: CmdImport, Key: org.PartitionKey(h.GridID), Actor: org.SystemActor("import:" + a.UserID), Args: h}
-	}
-	before, err := s.DB.Collection(Coll).CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids(good)}}}})
-	if err != nil {
-		return nil, fault.Wrap(err, "read households")
+		// A fresh command id: a household already stored is left as it is, and told as such.
+		reqs[i] = command.Request{Name: CmdImport, Key: org.PartitionKey(h.GridID), Actor: org.SystemActor("import:" + a.UserID), Args: h}
 	}
 	outs, err := s.Bus.DoAll(ctx, reqs, 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	applied := 0
 	for i, o := range outs {
 		if o.Status == command.Applied {
-			applied++
+			// An import stores the household, or leaves the one already stored.
+			if len(o.Changes) > 0 {
+				r.Imported++
+			} else {
+				r.Existing++
+			}
 			continue
 		}
 		msg := "not stored"
@@ -163,17 +164,7 @@ func (s *Service) Import(ctx context.Context, a org.Actor, rows []ImportRow, dry
 		}
 		r.Errors = append(r.Errors, RowError{ID: good[i].ID, Problem: msg})
 	}
-	r.Existing = int(before)
-	r.Imported = applied - int(before)
 	return r, nil
-}
-
-func ids(hs []*Household) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.ID
-	}
-	return out
 }
 
 // grids lists the grids of the caller's subtree.
