@@ -156,12 +156,15 @@ func (c *client) importHouseholds(args []string, stdout, stderr io.Writer) error
 		residents += len(r.Household.Members)
 	}
 	fmt.Fprintf(stderr, "%s: %d households, %d residents\n", fs.Arg(0), len(rows), residents)
+	// A batch is stored through the write path before it is answered: give it time.
+	c.http.Timeout = 5 * time.Minute
 	run := func(what string, q neturl.Values) (importResult, error) {
 		var total importResult
 		start := time.Now()
 		for i := 0; i < len(rows); i += *batch {
 			part := rows[i:min(len(rows), i+*batch)]
 			var r importResult
+			t0 := time.Now()
 			if err := c.do("POST", "/v1/admin/households/import?"+q.Encode(), map[string]any{"rows": part}, &r); err != nil {
 				return total, err
 			}
@@ -169,6 +172,9 @@ func (c *client) importHouseholds(args []string, stdout, stderr io.Writer) error
 			total.Imported += r.Imported
 			total.Existing += r.Existing
 			total.Errors = append(total.Errors, r.Errors...)
+			if d := time.Since(t0); d > 10*time.Second {
+				fmt.Fprintf(stderr, "\n%s: a batch of %d took %v\n", what, len(part), d.Round(time.Millisecond))
+			}
 			progress(stderr, what, i+len(part), len(rows), start)
 		}
 		fmt.Fprintln(stderr)
