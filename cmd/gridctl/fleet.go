@@ -436,8 +436,8 @@ func (f *fleetRun) reassignMidRun(start time.Time) {
 }
 
 // converge syncs every handset on a good network until its queue is empty and its
-// last pull had nothing more; then again, round after round, until a round in which
-// no handset pulled anything: every replica then also holds what the others pushed
+// last pull had nothing more; then again, round after round, until three rounds in a
+// row in which no handset pulled anything: every replica then also holds what the others pushed
 // last, and what the server changed on its own after them (the router passing items
 // up, duplicate flags), which a real handset would learn on its next poke.
 func (f *fleetRun) converge() {
@@ -447,7 +447,8 @@ func (f *fleetRun) converge() {
 		d.tr.offline.Store(false)
 	}
 	deadline := time.Now().Add(convergeFor)
-	for round := 0; round < 20; round++ {
+	quiet := 0
+	for round := 0; round < 40 && time.Now().Before(deadline); round++ {
 		var pulled atomic.Int64
 		_ = forEach(f.devices, 32, func(d *device) error {
 			d.drainErr = syncUntilDone(d.hs, deadline, func(r handset.Report, err error) {
@@ -457,9 +458,15 @@ func (f *fleetRun) converge() {
 			return nil
 		})
 		if round > 0 && pulled.Load() == 0 {
-			return
+			// The server's own follow-ups (the router, the deadlines) may still be on
+			// their way on a loaded machine: quiet three rounds in a row.
+			if quiet++; quiet == 3 {
+				return
+			}
+		} else {
+			quiet = 0
 		}
-		time.Sleep(500 * time.Millisecond) // let the server's own follow-ups land
+		time.Sleep(time.Second) // let the server's own follow-ups land
 	}
 }
 

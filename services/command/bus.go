@@ -192,3 +192,21 @@ func (b *Bus) DoAll(ctx context.Context, reqs []Request, wait time.Duration) ([]
 	}
 	return out, nil
 }
+
+// ScheduleTimer sets a timer from outside the write path (a server job such as a
+// monthly report): data is delivered on TimerSubject(target) at at. Each name holds
+// one schedule; setting the same name and time again changes nothing.
+func ScheduleTimer(ctx context.Context, js jetstream.JetStream, names Names, name, target string, at time.Time, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fault.Wrap(err, "encode timer")
+	}
+	m := nats.NewMsg(names.SchedSubject(name))
+	m.Data = raw
+	_, err = js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("sched:%s:%d", name, at.UnixMilli())),
+		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(names.TimerSubject(target)))
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	return nil
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -49,15 +48,7 @@ func nextReminder(t time.Time) (time.Time, string) {
 // ScheduleReminder sets the announcement of day's overdue visits at at; each day has
 // its own schedule, and setting the same day and time again changes nothing.
 func ScheduleReminder(ctx context.Context, js jetstream.JetStream, names command.Names, day string, at time.Time) error {
-	data, _ := json.Marshal(reminderData{Day: day})
-	m := nats.NewMsg(names.SchedSubject(reminderTimer + "." + day))
-	m.Data = data
-	_, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("sched:%s:%s:%d", reminderTimer, day, at.UnixMilli())),
-		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(names.TimerSubject(reminderTimer)))
-	if err != nil {
-		return fmt.Errorf("schedule visit reminder: %w", err)
-	}
-	return nil
+	return command.ScheduleTimer(ctx, js, names, reminderTimer+"."+day, reminderTimer, at, reminderData{Day: day})
 }
 
 // RunReminders schedules the next morning's announcement and announces as the

@@ -11,7 +11,6 @@ import (
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/org"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -59,15 +58,7 @@ func firstOfNextMonth(t time.Time) (time.Time, string) {
 // has its schedule, so a filing that is late never loses to the next month's; setting
 // the same month and time again changes nothing.
 func ScheduleRefusalReport(ctx context.Context, js jetstream.JetStream, names command.Names, month string, at time.Time) error {
-	data, _ := json.Marshal(monthTimer{Month: month})
-	m := nats.NewMsg(names.SchedSubject(refusalTimer + "." + month))
-	m.Data = data
-	_, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("sched:%s:%s:%d", refusalTimer, month, at.UnixMilli())),
-		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(names.TimerSubject(refusalTimer)))
-	if err != nil {
-		return fmt.Errorf("schedule refusal report: %w", err)
-	}
-	return nil
+	return command.ScheduleTimer(ctx, js, names, refusalTimer+"."+month, refusalTimer, at, monthTimer{Month: month})
 }
 
 // Filer files the monthly refusal reports.
