@@ -526,3 +526,28 @@ func (s *server) exportPoints(c *fiber.Ctx) error {
 	}
 	return sendCSV(c, "points.csv", data)
 }
+
+// getConfigDoc returns a document admins change at run time (visits: the visit plans;
+// points: the love-point rates).
+func (s *server) getConfigDoc(c *fiber.Ctx) error {
+	d := s.Config.Doc(c.Params("doc"))
+	if d == nil {
+		return fault.New(fault.NotFound, "not_found", "no such configuration document")
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.Send(d)
+}
+
+// putConfigDoc replaces one, in force on every gridd at once.
+func (s *server) putConfigDoc(c *fiber.Ctx) error {
+	body := c.Body()
+	if len(body) > s.opt.MaxBody {
+		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	}
+	doc := strings.Clone(c.Params("doc"))
+	if err := s.Config.PutDoc(c.UserContext(), doc, bytes.Clone(body)); err != nil {
+		return err
+	}
+	s.Logger.Info("configuration replaced", "by", actorOf(c).UserID, "doc", doc)
+	return c.Send(s.Config.Doc(doc))
+}

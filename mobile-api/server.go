@@ -179,6 +179,8 @@ func (s *server) routes(app *fiber.App) {
 	admin.Post("/households/import", s.importHouseholds)
 	admin.Get("/rules", s.getRules)
 	admin.Put("/rules", s.putRules)
+	admin.Get("/config/:doc", s.getConfigDoc)
+	admin.Put("/config/:doc", s.putConfigDoc)
 	admin.Get("/calendar", s.getCalendar)
 	admin.Put("/calendar/:year", s.putCalendarYear)
 }

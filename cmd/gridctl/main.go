@@ -33,6 +33,9 @@ Usage:
   gridctl [flags] rules get                  print the incident categories and capability matrix in force
   gridctl [flags] rules put [--categories FILE] [--capabilities FILE]
                                              replace them (a file left out keeps the one in force)
+  gridctl [flags] config get visits|points   print the visit plans or the love-point rates in force
+  gridctl [flags] config put visits|points FILE
+                                             replace them (the form of schemas/visits.json, points.json)
   gridctl [flags] calendar list              the working-day calendar years in force
   gridctl [flags] calendar load FILE         load a year (the format of schemas/calendar/*.json)
   gridctl [flags] import households FILE.csv [--skip-bad]
@@ -127,6 +130,30 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 	case "rules put":
 		err = c.putRules(rest[2:], stdout, stderr)
+	case "config get":
+		if len(rest) != 3 {
+			err = errors.New("usage: gridctl config get visits|points")
+			break
+		}
+		var data []byte
+		if data, err = c.raw("GET", "/v1/admin/config/"+neturl.PathEscape(rest[2])); err == nil {
+			_, err = stdout.Write(append(data, '\n'))
+		}
+	case "config put":
+		if len(rest) != 4 {
+			err = errors.New("usage: gridctl config put visits|points FILE")
+			break
+		}
+		var data []byte
+		if data, err = os.ReadFile(rest[3]); err == nil {
+			if !json.Valid(data) {
+				err = fmt.Errorf("%s is not JSON", rest[3])
+				break
+			}
+			if err = c.do("PUT", "/v1/admin/config/"+neturl.PathEscape(rest[2]), json.RawMessage(data), nil); err == nil {
+				fmt.Fprintf(stdout, "%s in force\n", rest[2])
+			}
+		}
 	case "calendar list":
 		var r struct{ Years, Loaded []int }
 		if err = c.do("GET", "/v1/admin/calendar", nil, &r); err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -371,15 +372,27 @@ func setField(dst, src *Household, field string) {
 
 func ptr[T any](v T) *T { return &v }
 
+// SetPlans puts visit plans in force (at start, and when an admin changes them).
+func (s *Service) SetPlans(p Plans) { s.plans.Store(&p) }
+
+// Plans returns the visit plans in force.
+func (s *Service) Plans() Plans {
+	if p := s.plans.Load(); p != nil {
+		return *p
+	}
+	return Plans{}
+}
+
 // Service reads household data outside the write path.
 type Service struct {
 	DB    *mongo.Database
 	JS    jetstream.JetStream
 	Names command.Names
 	Bus   *command.Bus
-	// Plans are the visit plans; Calendar the working days visits are due on.
-	Plans    Plans
+	// Calendar is the working days visits are due on.
 	Calendar func() *workday.Calendar
+	// plans are the visit plans in force (SetPlans).
+	plans atomic.Pointer[Plans]
 }
 
 // Conflicts lists the conflicts of records in the actor's subtree, newest first (for

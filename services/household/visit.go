@@ -249,10 +249,11 @@ func (s *Service) dueVisits(ctx context.Context, unit string, now time.Time, ove
 		return nil, fault.Wrap(err, "read households")
 	}
 	cal := s.Calendar()
+	plans := s.Plans()
 	out := []DueVisit{}
 	for i := range hs {
 		h := &hs[i]
-		days := s.Plans.Interval(h)
+		days := plans.Interval(h)
 		if days == 0 {
 			continue
 		}

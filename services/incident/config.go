@@ -25,8 +25,8 @@ type Rules struct {
 	Capabilities json.RawMessage `json:"capabilities"`
 }
 
-// Config is what admins change at run time without a release — the rules and the
-// calendar years — kept in a JetStream key-value bucket that every gridd watches, so
+// Config is what admins change at run time without a release — the rules, the
+// calendar years and other documents (visit plans, point rates) — kept in a JetStream key-value bucket that every gridd watches, so
 // a change reaches every instance's writers. What ships in schemas/ is the default
 // until an admin replaces it.
 type Config struct {
@@ -38,6 +38,14 @@ type Config struct {
 	rules    Rules             // in force
 	defaults *workday.Calendar // the shipped years
 	years    map[int]workday.Year
+	docs     map[string]*Doc
+}
+
+// Doc is another document admins change at run time (visit plans, point rates): Parse
+// checks it and, when apply is set, puts it in force; Current is the document in force.
+type Doc struct {
+	Parse   func(data []byte, apply bool) error
+	Current []byte
 }
 
 // Keys of the config bucket.
@@ -49,7 +57,45 @@ const (
 // NewConfig returns the run-time configuration of svc, whose shipped rules are def
 // and shipped calendar cal.
 func NewConfig(kv jetstream.KeyValue, svc *Service, def Rules, cal *workday.Calendar, log *slog.Logger) *Config {
-	return &Config{kv: kv, svc: svc, log: log, rules: def, defaults: cal, years: map[int]workday.Year{}}
+	return &Config{kv: kv, svc: svc, log: log, rules: def, defaults: cal, years: map[int]workday.Year{}, docs: map[string]*Doc{}}
+}
+
+// Register adds a document under key, with what ships as its default (already in
+// force); call it before Watch.
+func (c *Config) Register(key string, shipped []byte, parse func(data []byte, apply bool) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.docs[key] = &Doc{Parse: parse, Current: shipped}
+}
+
+// Doc returns the document in force under key (nil if unknown).
+func (c *Config) Doc(key string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.docs[key]; d != nil {
+		return d.Current
+	}
+	return nil
+}
+
+// PutDoc checks and stores a document; every gridd puts it in force.
+func (c *Config) PutDoc(ctx context.Context, key string, data []byte) error {
+	c.mu.Lock()
+	d := c.docs[key]
+	c.mu.Unlock()
+	if d == nil {
+		return fault.New(fault.NotFound, "not_found", "no such configuration document")
+	}
+	if !json.Valid(data) {
+		return fault.New(fault.Invalid, "invalid_json", "the body is not valid JSON")
+	}
+	if err := d.Parse(data, false); err != nil {
+		return fault.New(fault.Unprocessable, "invalid_config", err.Error())
+	}
+	if _, err := c.kv.Put(ctx, "doc."+key, data); err != nil {
+		return fault.Wrap(err, "store "+key)
+	}
+	return c.apply("doc."+key, data)
 }
 
 // Rules returns the rules in force.
@@ -123,6 +169,20 @@ func (c *Config) apply(key string, value []byte) error {
 		c.rules = r
 		c.svc.catalog.Store(cat)
 		c.svc.matrix.Store(m)
+		return nil
+	case strings.HasPrefix(key, "doc."):
+		c.mu.Lock()
+		d := c.docs[strings.TrimPrefix(key, "doc.")]
+		c.mu.Unlock()
+		if d == nil {
+			return nil
+		}
+		if err := d.Parse(value, true); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		d.Current = value
+		c.mu.Unlock()
 		return nil
 	case strings.HasPrefix(key, keyCalendar):
 		y, err := workday.Parse(value)

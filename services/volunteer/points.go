@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -119,9 +120,21 @@ type Item struct {
 
 // Points applies the points commands; Rules are the earning rules.
 type Points struct {
-	DB    *mongo.Database
-	Bus   *command.Bus
-	Rules Rules
+	DB  *mongo.Database
+	Bus *command.Bus
+	// rules are the earning rules in force (SetRules).
+	rules atomic.Pointer[Rules]
+}
+
+// SetRules puts earning rules in force (at start, and when an admin changes them).
+func (p *Points) SetRules(r Rules) { p.rules.Store(&r) }
+
+// Rules returns the earning rules in force.
+func (p *Points) Rules() Rules {
+	if r := p.rules.Load(); r != nil {
+		return *r
+	}
+	return Rules{}
 }
 
 // Register adds the volunteer and supermarket commands to the write path.
@@ -287,9 +300,10 @@ func (p *Points) applyRecord(tx *command.Tx, c *command.Command) error {
 			return fault.New(fault.Invalid, "invalid_args", "participants: "+pt.VolunteerID+" is not a volunteer of this community")
 		}
 	}
+	rules := p.Rules()
 	for i, pt := range a.Participants {
 		v := &vols[i]
-		pts := p.Rules.Points(a.Kind, pt.Hours)
+		pts := rules.Points(a.Kind, pt.Hours)
 		act.Participants = append(act.Participants, Participant{VolunteerID: v.ID, Hours: pt.Hours, Points: pts})
 		v.Balance += pts
 		v.Earned += pts

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 	"github.com/gridkeeper/gridkeeper/schemas"
@@ -126,5 +127,77 @@ func TestRulesChangeWithoutRelease(t *testing.T) {
 	worker = h.Login("worker1", "w1b")
 	if v, codes := categories(worker); v != 2 || !codes[code] {
 		t.Errorf("after a restart: version %d, has %s: %v", v, code, codes[code])
+	}
+}
+
+// Visit plans and love-point rates change at run time: the due list and the points an
+// activity earns follow at once; a bad document is refused; the change survives a
+// restart.
+func TestConfigDocsWithoutRelease(t *testing.T) {
+	h := nodetest.Start(t, nil)
+	h.Org(1)
+	admin, w, d := h.Login("admin", "adm-c"), h.Login("worker1", "w-c"), h.Login("dispatcher", "d-c")
+	if st, code := pushOne(t, w, "household.create", map[string]any{"householdId": "hh-c1", "building": "1号楼", "tags": []string{"elderly_alone"}}); st != "applied" {
+		t.Fatalf("create: %s %s", st, code)
+	}
+	every := func(c *nodetest.Client) int {
+		var l dueList
+		if st := c.Do("GET", "/v1/visits/due", nil, &l); st != 200 || len(l.Visits) != 1 {
+			t.Fatalf("due: %d %s", st, c.LastBody)
+		}
+		return l.Visits[0].EveryDays
+	}
+	if got := every(w); got != 7 {
+		t.Fatalf("shipped plan: every %d days", got)
+	}
+	for _, c := range []struct {
+		by   *nodetest.Client
+		doc  string
+		body string
+		st   int
+	}{
+		{admin, "visits", `{"plans": {"elderly_alone": 0}}`, 422},
+		{admin, "visits", `{"plans": {"dragons": 3}}`, 422},
+		{admin, "visits", `{"plans": `, 400},
+		{admin, "nope", `{}`, 404},
+		{admin, "points", `{"perHour": -1}`, 422},
+		{d, "visits", `{"plans": {"elderly_alone": 3}}`, 403},
+	} {
+		if st, body := c.by.Raw("PUT", "/v1/admin/config/"+c.doc, []byte(c.body), nil); st != c.st {
+			t.Errorf("PUT %s %s by %s: %d %s, want %d", c.doc, c.body, c.by.Device, st, body, c.st)
+		}
+	}
+	if got := every(w); got != 7 {
+		t.Errorf("refused documents changed the plan: every %d days", got)
+	}
+	if st, body := admin.Raw("PUT", "/v1/admin/config/visits", []byte(`{"version": 2, "plans": {"elderly_alone": 3, "disabled": 14}}`), nil); st != 200 {
+		t.Fatalf("put visits: %d %s", st, body)
+	}
+	if st, body := admin.Raw("PUT", "/v1/admin/config/points", []byte(`{"perHour": 10, "kinds": {"elderly_care": 20}}`), nil); st != 200 {
+		t.Fatalf("put points: %d %s", st, body)
+	}
+	if got := every(w); got != 3 {
+		t.Errorf("after the change: every %d days", got)
+	}
+	if st, _ := d.Raw("POST", "/v1/volunteers", map[string]any{"volunteerId": "v-c", "communityId": nodetest.CommunityA, "name": "赵志愿"}, nil); st != 201 {
+		t.Fatalf("register: %d", st)
+	}
+	start := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
+	if st, code := pushOne(t, w, "volunteer.recordActivity", map[string]any{"activityId": newID(t), "title": "助老", "kind": "elderly_care",
+		"startedAt": start, "endedAt": start.Add(2 * time.Hour), "participants": []any{map[string]any{"volunteerId": "v-c", "hours": 2}}}); st != "applied" {
+		t.Fatalf("activity: %s %s", st, code)
+	}
+	var vs struct{ Volunteers []struct{ Balance int } }
+	if d.Do("GET", "/v1/volunteers", nil, &vs); len(vs.Volunteers) != 1 || vs.Volunteers[0].Balance != 40 {
+		t.Errorf("2 hours at the new rate of 20: %+v", vs.Volunteers)
+	}
+	h.Restart(nil)
+	w = h.Login("worker1", "w-c2")
+	if got := every(w); got != 3 {
+		t.Errorf("after a restart: every %d days", got)
+	}
+	var doc map[string]any
+	if st := h.Login("admin", "adm-c2").Do("GET", "/v1/admin/config/visits", nil, &doc); st != 200 || doc["version"] != float64(2) {
+		t.Errorf("GET visits: %d %v", st, doc)
 	}
 }

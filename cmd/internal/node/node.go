@@ -342,10 +342,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	n.Config = incident.NewConfig(configKV, n.Incidents, rules, cal, n.Log)
-	if err := n.Config.Watch(runCtx); err != nil {
-		return err
-	}
+	n.Config = incident.NewConfig(configKV, n.Incidents, rules, cal, n.Log) // watched once every document is registered
 	keys, err := n.dataKeys()
 	if err != nil {
 		return err
@@ -362,7 +359,8 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	n.Points = &volunteer.Points{DB: n.DB, Rules: pointRules}
+	n.Points = &volunteer.Points{DB: n.DB}
+	n.Points.SetRules(pointRules)
 	n.Points.Register(n.Registry)
 	complaints := &complaint.Service{DB: n.DB, Calendar: n.Incidents.Calendar, Now: o.Now}
 	complaints.Register(n.Registry)
@@ -377,7 +375,25 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	n.Households = &household.Service{DB: n.DB, JS: n.JS, Names: n.Names, Bus: n.Bus, Plans: plans, Calendar: n.Incidents.Calendar}
+	n.Households = &household.Service{DB: n.DB, JS: n.JS, Names: n.Names, Bus: n.Bus, Calendar: n.Incidents.Calendar}
+	n.Households.SetPlans(plans)
+	n.Config.Register("visits", plansData, func(data []byte, apply bool) error {
+		p, err := household.ParsePlans(data)
+		if err == nil && apply {
+			n.Households.SetPlans(p)
+		}
+		return err
+	})
+	n.Config.Register("points", rulesData, func(data []byte, apply bool) error {
+		r, err := volunteer.ParseRules(data)
+		if err == nil && apply {
+			n.Points.SetRules(r)
+		}
+		return err
+	})
+	if err := n.Config.Watch(runCtx); err != nil {
+		return err
+	}
 
 	key, err := n.jwtKey()
 	if err != nil {
