@@ -410,6 +410,18 @@ func (s *server) registerVolunteer(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(a)
 }
 
+// createTeam makes a volunteer team (the community's staff).
+func (s *server) createTeam(c *fiber.Ctx) error {
+	var a volunteer.TeamArgs
+	if err := s.decode(c, &a); err != nil {
+		return err
+	}
+	if err := s.Points.Submit(c.UserContext(), actorOf(c), volunteer.CmdTeam, "", a); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(a)
+}
+
 // volunteers lists a community's volunteers with their balances:
 // GET /v1/volunteers?community=&sort=name|leaderboard.
 func (s *server) volunteers(c *fiber.Ctx) error {

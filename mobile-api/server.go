@@ -158,6 +158,7 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/access-log", s.accessLog)
 	authed.Get("/visits/due", s.dueVisits)
 	authed.Post("/volunteers", s.registerVolunteer)
+	authed.Post("/teams", s.createTeam)
 	authed.Get("/volunteers", s.volunteers)
 	authed.Get("/volunteers/:id/points", s.ledger)
 	authed.Get("/supermarket", s.supermarket)

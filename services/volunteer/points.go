@@ -41,6 +41,7 @@ const (
 // Commands.
 const (
 	CmdRegister = "volunteer.register"
+	CmdTeam     = "volunteer.createTeam"
 	CmdRecord   = "volunteer.recordActivity"
 	CmdStock    = "supermarket.stock"
 	CmdRedeem   = "supermarket.redeem"
@@ -141,6 +142,7 @@ func (p *Points) Rules() Rules {
 func (p *Points) Register(r *command.Registry) {
 	r.Own(VolunteerColl, LedgerColl, ItemColl)
 	r.Register(CmdRegister, command.Handler{Apply: p.applyRegister, Keys: command.ArgKey(VolunteerColl, "volunteerId")})
+	r.Register(CmdTeam, command.Handler{Apply: p.applyCreateTeam, Keys: command.ArgKey(TeamColl, "teamId")})
 	r.Register(CmdRecord, command.Handler{Apply: p.applyRecord, Keys: command.ArgKey(ActivityColl, "activityId")})
 	r.Register(CmdStock, command.Handler{Apply: p.applyStock, Keys: command.ArgKey(ItemColl, "itemId")})
 	r.Register(CmdRedeem, command.Handler{Apply: p.applyRedeem, Keys: command.ArgKey(LedgerColl, "redemptionId")})
@@ -198,6 +200,55 @@ func (p *Points) applyRegister(tx *command.Tx, c *command.Command) error {
 	}
 	v := Volunteer{ID: a.VolunteerID, CommunityID: a.CommunityID, Name: strings.TrimSpace(a.Name), TeamIDs: a.TeamIDs, Version: 1}
 	return tx.Put(command.Record{Coll: VolunteerColl, ID: v.ID, Version: 1, Path: org.PathSubject(v.CommunityID), Doc: v, Wire: v})
+}
+
+// TeamArgs are the arguments of volunteer.createTeam.
+type TeamArgs struct {
+	TeamID      string   `json:"teamId"`
+	CommunityID string   `json:"communityId"`
+	Name        string   `json:"name"`
+	Services    []string `json:"services"`
+}
+
+// applyCreateTeam makes a volunteer team of a community (its staff).
+func (p *Points) applyCreateTeam(tx *command.Tx, c *command.Command) error {
+	var a TeamArgs
+	if err := json.Unmarshal(c.Args, &a); err != nil {
+		return fault.New(fault.Invalid, "invalid_args", "arguments do not match volunteer.createTeam")
+	}
+	f := fault.Fields{}
+	if !command.ValidToken(a.TeamID) {
+		f.Add("teamId", "1 to 128 of a-z A-Z 0-9 - _")
+	}
+	community(f, a.CommunityID)
+	if n := utf8.RuneCountInString(strings.TrimSpace(a.Name)); n == 0 || n > 100 {
+		f.Add("name", "1 to 100 characters")
+	}
+	if len(a.Services) > 20 {
+		f.Add("services", "at most 20")
+	}
+	for _, sv := range a.Services {
+		if n := utf8.RuneCountInString(sv); n == 0 || n > 50 {
+			f.Add("services", "each 1 to 50 characters")
+		}
+	}
+	if err := f.Err("invalid_args", "invalid team"); err != nil {
+		return err
+	}
+	if !manages(c.Actor, a.CommunityID) {
+		return fault.New(fault.Forbidden, "forbidden", "teams are made by the community's staff")
+	}
+	var old Team
+	if found, err := tx.Get(TeamColl, a.TeamID, &old); err != nil {
+		return err
+	} else if found {
+		return fault.New(fault.Conflict, "already_exists", "a team with this id exists")
+	}
+	t := Team{ID: a.TeamID, CommunityID: a.CommunityID, Name: strings.TrimSpace(a.Name), Services: a.Services, Members: []string{}, Version: 1}
+	if t.Services == nil {
+		t.Services = []string{}
+	}
+	return tx.Put(command.Record{Coll: TeamColl, ID: t.ID, Version: 1, Path: org.PathSubject(t.CommunityID), Doc: t, Wire: t})
 }
 
 // RecordArgs are the arguments of volunteer.recordActivity (schemas/openapi.yaml).
@@ -553,6 +604,8 @@ func (p *Points) Submit(ctx context.Context, a org.Actor, name, id string, args 
 	var comm string
 	switch x := args.(type) {
 	case RegisterArgs:
+		comm = x.CommunityID
+	case TeamArgs:
 		comm = x.CommunityID
 	case StockArgs:
 		comm = x.CommunityID

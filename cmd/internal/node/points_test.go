@@ -43,13 +43,23 @@ func TestLovePoints(t *testing.T) {
 			t.Errorf("register %s by %s: %d %s, want %d", c.id, c.by.Device, st, body, c.st)
 		}
 	}
+	// A team made by the dispatcher (not by a grid worker); activities name it.
+	if st, body := d.Raw("POST", "/v1/teams", map[string]any{"teamId": "team-x", "communityId": comm, "name": "助老服务队", "services": []string{"陪护"}}, nil); st != 201 {
+		t.Fatalf("team: %d %s", st, body)
+	}
+	if st, _ := w.Raw("POST", "/v1/teams", map[string]any{"teamId": "team-y", "communityId": comm, "name": "某队"}, nil); st != 403 {
+		t.Errorf("a grid worker makes a team: %d", st)
+	}
+	if st, _ := d.Raw("POST", "/v1/teams", map[string]any{"teamId": "team-x", "communityId": comm, "name": "重复"}, nil); st != 409 {
+		t.Errorf("a taken team id: %d", st)
+	}
 	start := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
 	activity := func(kind string, ps ...any) map[string]any {
 		var parts []any
 		for i := 0; i < len(ps); i += 2 {
 			parts = append(parts, map[string]any{"volunteerId": ps[i], "hours": ps[i+1]})
 		}
-		return map[string]any{"activityId": newID(t), "title": "关爱独居老人", "kind": kind, "startedAt": start,
+		return map[string]any{"activityId": newID(t), "teamId": "team-x", "title": "关爱独居老人", "kind": kind, "startedAt": start,
 			"endedAt": start.Add(2 * time.Hour), "participants": parts, "served": 12}
 	}
 	// elderly_care earns 15 an hour, cleanup 10, other kinds 10.
