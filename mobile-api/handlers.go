@@ -306,7 +306,7 @@ func (s *server) notifications(c *fiber.Ctx) error {
 		}
 		limit = n
 	}
-	ns, err := s.Inbox.List(c.UserContext(), actorOf(c), strings.Clone(c.Query("before")), limit)
+	ns, err := s.Inbox.List(c.UserContext(), actorOf(c), strings.Clone(c.Query("before")), strings.Clone(c.Query("beforeId")), limit)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,9 @@ func NewKey() string {
 	return hex.EncodeToString(b)
 }
 
+// Has reports whether the keyring holds the key of id.
+func (k *Keyring) Has(id string) bool { return k.aeads[id] != nil }
+
 // Current is the id of the key that seals.
 func (k *Keyring) Current() string { return k.current }
 

@@ -128,6 +128,13 @@ func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.
 	if key, err := rt.Routes.Owner(ctx, Coll, x.ComplaintID); err != nil || key != "" {
 		return key, err
 	}
+	// Filed before ids were claimed: the stored record knows its writer.
+	var d struct {
+		Key string `bson:"_k"`
+	}
+	if rt.DB.Collection(Coll).FindOne(ctx, bson.D{{Key: "_id", Value: x.ComplaintID}}).Decode(&d) == nil && d.Key != "" {
+		return d.Key, nil
+	}
 	return fallback, nil // unknown complaint: its writer answers not_found
 }
 

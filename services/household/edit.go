@@ -289,13 +289,6 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	if err := f.Err("invalid_args", "invalid household edit"); err != nil {
 		return err
 	}
-	if _, ok := a.Set["members"]; ok {
-		ms, err := sealMembers(st.ID, c.ID, next.Members, st.Members)
-		if err != nil {
-			return err
-		}
-		next.Members = ms
-	}
 	merged := st.Household
 	merged.Version = st.Version + 1
 	changed := false
@@ -322,6 +315,14 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 				return err
 			}
 			continue
+		}
+		if field == "members" {
+			// Sealed only when the edit wins: a losing one is a conflict, not a refusal.
+			ms, err := sealMembers(st.ID, c.ID, next.Members, st.Members)
+			if err != nil {
+				return err
+			}
+			next.Members = ms
 		}
 		setField(&merged, &next, field)
 		st.FieldVersions[field] = merged.Version

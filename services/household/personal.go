@@ -42,11 +42,11 @@ func masked(v string) bool { return strings.Contains(v, "*") }
 // handset kept from its copy).
 func checkPersonal(m *Member) error {
 	m.IDCard = org.NormalizeIDCard(m.IDCard)
-	if m.IDCard != "" && !masked(m.IDCard) && !org.ValidIDCard(m.IDCard) {
+	if m.IDCard != "" && m.IDCard != ClearValue && !masked(m.IDCard) && !org.ValidIDCard(m.IDCard) {
 		return fmt.Errorf("idCard: %s", org.IDCardProblem)
 	}
 	m.Phone = strings.TrimSpace(m.Phone)
-	if m.Phone != "" && !masked(m.Phone) && !org.ValidMobile(m.Phone) {
+	if m.Phone != "" && m.Phone != ClearValue && !masked(m.Phone) && !org.ValidMobile(m.Phone) {
 		return fmt.Errorf("phone: %s", org.MobileProblem)
 	}
 	if m.ResidentID != "" && !command.ValidToken(m.ResidentID) {
@@ -65,8 +65,10 @@ func checkPersonal(m *Member) error {
 
 // sealMembers turns the members as sent into the members to store: clear values
 // sealed; a masked value — the handset sends back what it was given — keeps the value
-// stored for that resident, if it is the same number masked; residents without an id
-// get one.
+// stored for that resident, if it is the same number masked; an empty value keeps the
+// stored one too (a handset that predates the field must not erase it), and "-" clears
+// it. A resident sent without an id is matched to a stored one of the same name, or
+// given a new id.
 func sealMembers(householdID, cmdID string, next, old []Member) ([]Member, error) {
 	if Keys == nil {
 		return nil, fault.New(fault.Unavailable, "no_keys", "personal data cannot be stored: no data key")
@@ -75,8 +77,21 @@ func sealMembers(householdID, cmdID string, next, old []Member) ([]Member, error
 	for _, m := range old {
 		prev[m.ResidentID] = m
 	}
+	taken := map[string]bool{}
+	for _, m := range next {
+		taken[m.ResidentID] = true
+	}
 	out := make([]Member, len(next))
 	for i, m := range next {
+		if m.ResidentID == "" {
+			for _, o := range old {
+				if o.Name == m.Name && o.ResidentID != "" && !taken[o.ResidentID] {
+					m.ResidentID = o.ResidentID
+					taken[o.ResidentID] = true
+					break
+				}
+			}
+		}
 		if m.ResidentID == "" {
 			m.ResidentID = uuid.NewSHA1(residentSpace, []byte(fmt.Sprintf("%s|%s|%d", householdID, cmdID, i))).String()
 		}
@@ -88,6 +103,9 @@ func sealMembers(householdID, cmdID string, next, old []Member) ([]Member, error
 		}{{"idCard", &m.IDCard, prev[m.ResidentID].IDCard, org.MaskIDCard}, {"phone", &m.Phone, prev[m.ResidentID].Phone, org.MaskPhone}} {
 			switch {
 			case *f.v == "":
+				*f.v = f.was
+			case *f.v == ClearValue:
+				*f.v = ""
 			case seal.Sealed(*f.v):
 				return nil, fault.New(fault.Invalid, "invalid_args", "members: "+f.name+" is a number, not a sealed value")
 			case masked(*f.v):
@@ -104,6 +122,9 @@ func sealMembers(householdID, cmdID string, next, old []Member) ([]Member, error
 	}
 	return out, nil
 }
+
+// ClearValue, sent as a resident's ID-card or phone number, removes the stored one.
+const ClearValue = "-"
 
 var residentSpace = uuid.MustParse("0b9d3f6e-52c1-4b8e-9a77-3e1f0c2d4b5a")
 

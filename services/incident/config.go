@@ -39,6 +39,7 @@ type Config struct {
 	defaults *workday.Calendar // the shipped years
 	years    map[int]workday.Year
 	docs     map[string]*Doc
+	revs     map[string]uint64 // the revision applied last, per key
 }
 
 // Doc is another document admins change at run time (visit plans, point rates): Parse
@@ -57,7 +58,7 @@ const (
 // NewConfig returns the run-time configuration of svc, whose shipped rules are def
 // and shipped calendar cal.
 func NewConfig(kv jetstream.KeyValue, svc *Service, def Rules, cal *workday.Calendar, log *slog.Logger) *Config {
-	return &Config{kv: kv, svc: svc, log: log, rules: def, defaults: cal, years: map[int]workday.Year{}, docs: map[string]*Doc{}}
+	return &Config{kv: kv, svc: svc, log: log, rules: def, defaults: cal, years: map[int]workday.Year{}, docs: map[string]*Doc{}, revs: map[string]uint64{}}
 }
 
 // Register adds a document under key, with what ships as its default (already in
@@ -92,10 +93,11 @@ func (c *Config) PutDoc(ctx context.Context, key string, data []byte) error {
 	if err := d.Parse(data, false); err != nil {
 		return fault.New(fault.Unprocessable, "invalid_config", err.Error())
 	}
-	if _, err := c.kv.Put(ctx, "doc."+key, data); err != nil {
+	rev, err := c.kv.Put(ctx, "doc."+key, data)
+	if err != nil {
 		return fault.Wrap(err, "store "+key)
 	}
-	return c.apply("doc."+key, data)
+	return c.applyAt("doc."+key, data, rev)
 }
 
 // Rules returns the rules in force.
@@ -134,7 +136,7 @@ func (c *Config) Watch(ctx context.Context) error {
 				if e.Operation() != jetstream.KeyValuePut {
 					continue
 				}
-				if err := c.apply(e.Key(), e.Value()); err != nil {
+				if err := c.applyAt(e.Key(), e.Value(), e.Revision()); err != nil {
 					// Values are checked before they are stored; one that fails here was
 					// written by something else. The rules in force stay.
 					c.log.Error("config: stored value not applied", "key", e.Key(), "err", err)
@@ -148,6 +150,19 @@ func (c *Config) Watch(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// applyAt applies a value stored at revision rev, unless a later one of the key was
+// applied already (a local apply and the watch may deliver them in either order).
+func (c *Config) applyAt(key string, value []byte, rev uint64) error {
+	c.mu.Lock()
+	if rev <= c.revs[key] {
+		c.mu.Unlock()
+		return nil
+	}
+	c.revs[key] = rev
+	c.mu.Unlock()
+	return c.apply(key, value)
 }
 
 func (c *Config) apply(key string, value []byte) error {
@@ -258,14 +273,15 @@ func (c *Config) PutRules(ctx context.Context, r Rules) (*Catalog, error) {
 	// Written only over the value these checks saw: of two admins racing, one wins and
 	// the other is told to look again.
 	var err2 error
+	var rev uint64
 	if e, err := c.kv.Get(ctx, keyRules); errors.Is(err, jetstream.ErrKeyNotFound) {
-		_, err2 = c.kv.Create(ctx, keyRules, data)
+		rev, err2 = c.kv.Create(ctx, keyRules, data)
 	} else if err != nil {
 		return nil, fault.Wrap(err, "read rules")
 	} else if old, perr := storedVersion(e.Value()); perr != nil || old >= cat.Version {
 		return nil, fault.New(fault.Conflict, "stale_version", "the rules changed meanwhile; read them again")
 	} else {
-		_, err2 = c.kv.Update(ctx, keyRules, data, e.Revision())
+		rev, err2 = c.kv.Update(ctx, keyRules, data, e.Revision())
 	}
 	if err2 != nil {
 		if errors.Is(err2, jetstream.ErrKeyExists) || strings.Contains(err2.Error(), "wrong last sequence") {
@@ -275,7 +291,7 @@ func (c *Config) PutRules(ctx context.Context, r Rules) (*Catalog, error) {
 	}
 	// Applied here too, so the caller reads its change at once; the watch applies it
 	// on the other instances (and again here, harmlessly).
-	if err := c.apply(keyRules, data); err != nil {
+	if err := c.applyAt(keyRules, data, rev); err != nil {
 		return nil, err
 	}
 	return cat, nil
@@ -294,10 +310,11 @@ func (c *Config) PutYear(ctx context.Context, year int, data []byte) (workday.Ye
 	if _, err := c.defaults.With(y); err != nil {
 		return y, fault.New(fault.Unprocessable, "invalid_calendar", err.Error())
 	}
-	if _, err := c.kv.Put(ctx, keyCalendar+strconv.Itoa(year), data); err != nil {
+	rev, err := c.kv.Put(ctx, keyCalendar+strconv.Itoa(year), data)
+	if err != nil {
 		return y, fault.Wrap(err, "store calendar")
 	}
-	if err := c.apply(keyCalendar+strconv.Itoa(year), data); err != nil {
+	if err := c.applyAt(keyCalendar+strconv.Itoa(year), data, rev); err != nil {
 		return y, err
 	}
 	return y, nil

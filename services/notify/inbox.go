@@ -93,8 +93,8 @@ func applyDeliver(tx *command.Tx, c *command.Command) error {
 type Inbox struct{ DB *mongo.Database }
 
 // List returns the caller's notifications, newest first; before (a time, RFC 3339)
-// pages back.
-func (in Inbox) List(ctx context.Context, a org.Actor, before string, limit int) ([]Notification, error) {
+// and beforeID (the id of the last one of the previous page) page back.
+func (in Inbox) List(ctx context.Context, a org.Actor, before, beforeID string, limit int) ([]Notification, error) {
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
@@ -104,7 +104,14 @@ func (in Inbox) List(ctx context.Context, a org.Actor, before string, limit int)
 		if err != nil {
 			return nil, fault.New(fault.Invalid, "invalid_request", "before: an RFC 3339 time")
 		}
-		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: t}}})
+		older := bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: t}}}}
+		if beforeID != "" {
+			// Notifications of one push share their time: page on (at, id).
+			filter = append(filter, bson.E{Key: "$or", Value: bson.A{older,
+				bson.D{{Key: "at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}}}})
+		} else {
+			filter = append(filter, older...)
+		}
 	}
 	cur, err := in.DB.Collection(Coll).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
 	if err != nil {

@@ -94,7 +94,8 @@ func (p *Pusher) Run(ctx context.Context) error {
 		FilterSubject: p.Names.EvtSubject(CreatedEvent, ">"),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.opt.AckWait,
-		MaxAckPending: 20000,
+		// Pushes held for quiet hours stay pending until they end: room for a night's.
+		MaxAckPending: 200000,
 	})
 	if err != nil {
 		return fmt.Errorf("pusher: %w", err)
@@ -249,7 +250,7 @@ func payload(group []pending, locale string) map[string]string {
 	last := group[len(group)-1].n
 	if len(group) == 1 {
 		d := map[string]string{"type": "notification", "id": last.ID, "kind": last.Kind,
-			"title": last.Title.In(locale), "body": last.Body.In(locale)}
+			"title": clipText(last.Title.In(locale), 100), "body": clipText(last.Body.In(locale), 300)}
 		if last.IncidentID != "" {
 			d["incidentId"] = last.IncidentID
 		}
@@ -271,4 +272,14 @@ func payload(group []pending, locale string) map[string]string {
 		d["urgent"] = "true"
 	}
 	return d
+}
+
+// clipText keeps a push within FCM's 4 KB data limit (at most n characters); the
+// inbox holds the whole text.
+func clipText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

@@ -145,7 +145,11 @@ func (p *Points) Register(r *command.Registry) {
 	r.Register(CmdTeam, command.Handler{Apply: p.applyCreateTeam, Keys: command.ArgKey(TeamColl, "teamId")})
 	r.Register(CmdRecord, command.Handler{Apply: p.applyRecord, Keys: command.ArgKey(ActivityColl, "activityId")})
 	r.Register(CmdStock, command.Handler{Apply: p.applyStock, Keys: command.ArgKey(ItemColl, "itemId")})
-	r.Register(CmdRedeem, command.Handler{Apply: p.applyRedeem, Keys: command.ArgKey(LedgerColl, "redemptionId")})
+	r.Register(CmdRedeem, command.Handler{Apply: p.applyRedeem, Keys: func(c *command.Command) []command.Key {
+		k := command.ArgKey(LedgerColl, "redemptionId")(c)
+		k[0].ID = "red-" + k[0].ID
+		return k
+	}})
 }
 
 // manages: staff of the community (its dispatcher, a supervisor or leader above), an
@@ -200,6 +204,26 @@ func (p *Points) applyRegister(tx *command.Tx, c *command.Command) error {
 	}
 	v := Volunteer{ID: a.VolunteerID, CommunityID: a.CommunityID, Name: strings.TrimSpace(a.Name), TeamIDs: a.TeamIDs, Version: 1}
 	return tx.Put(command.Record{Coll: VolunteerColl, ID: v.ID, Version: 1, Path: org.PathSubject(v.CommunityID), Doc: v, Wire: v})
+}
+
+// ActivityRouter sends volunteer.recordActivity to the writer of the activity's
+// community: the team's, or the caller's own.
+type ActivityRouter struct{ DB *mongo.Database }
+
+// Route returns the partition key of an activity.
+func (rt ActivityRouter) Route(ctx context.Context, a org.Actor, _ string, args json.RawMessage) (string, error) {
+	fallback := org.PartitionKey(a.UnitID)
+	var x struct {
+		TeamID string `json:"teamId"`
+	}
+	if json.Unmarshal(args, &x) != nil || !command.ValidToken(x.TeamID) {
+		return fallback, nil
+	}
+	var t Team
+	if err := rt.DB.Collection(TeamColl).FindOne(ctx, bson.D{{Key: "_id", Value: x.TeamID}}).Decode(&t); err != nil {
+		return fallback, nil // unknown team: refused by the writer
+	}
+	return org.PartitionKey(t.CommunityID), nil
 }
 
 // TeamArgs are the arguments of volunteer.createTeam.
@@ -331,6 +355,10 @@ func (p *Points) applyRecord(tx *command.Tx, c *command.Command) error {
 	if comm == "" || !(c.Actor.IsGridWorker() || manages(c.Actor, comm)) {
 		return fault.New(fault.Forbidden, "forbidden", "activities are recorded by the community's grid workers and staff")
 	}
+	if !c.Actor.System && c.Key != "" && c.Key != org.PartitionKey(comm) {
+		// Only the community's writer changes its balances (ActivityRouter sends it there).
+		return fault.New(fault.Invalid, "invalid_args", "teamId: the activity must be sent to its community")
+	}
 	var old Activity
 	if found, err := tx.Get(ActivityColl, a.ActivityID, &old); err != nil {
 		return err
@@ -360,7 +388,7 @@ func (p *Points) applyRecord(tx *command.Tx, c *command.Command) error {
 		v.Earned += pts
 		v.Hours += pt.Hours
 		v.Version++
-		e := Entry{ID: a.ActivityID + "-" + v.ID, VolunteerID: v.ID, CommunityID: comm, Delta: pts, BalanceAfter: v.Balance,
+		e := Entry{ID: "act-" + a.ActivityID + "-" + v.ID, VolunteerID: v.ID, CommunityID: comm, Delta: pts, BalanceAfter: v.Balance,
 			Reason: "activity", ActivityID: a.ActivityID, Hours: pt.Hours, By: c.Actor.UserID, At: now, Version: 1}
 		if err := tx.Put(command.Record{Coll: LedgerColl, ID: e.ID, Version: 1, Path: path, Doc: e, Wire: e}); err != nil {
 			return err
@@ -461,7 +489,7 @@ func (p *Points) applyRedeem(tx *command.Tx, c *command.Command) error {
 		return err
 	}
 	var e Entry
-	if found, err := tx.Get(LedgerColl, a.RedemptionID, &e); err != nil {
+	if found, err := tx.Get(LedgerColl, "red-"+a.RedemptionID, &e); err != nil {
 		return err
 	} else if found {
 		return fault.New(fault.Conflict, "already_exists", "this redemption was made")
@@ -498,7 +526,7 @@ func (p *Points) applyRedeem(tx *command.Tx, c *command.Command) error {
 	it.Stock -= a.Quantity
 	it.Version++
 	path := org.PathSubject(v.CommunityID)
-	e = Entry{ID: a.RedemptionID, VolunteerID: v.ID, CommunityID: v.CommunityID, Delta: -cost, BalanceAfter: v.Balance,
+	e = Entry{ID: "red-" + a.RedemptionID, VolunteerID: v.ID, CommunityID: v.CommunityID, Delta: -cost, BalanceAfter: v.Balance,
 		Reason: "redemption", RedemptionID: a.RedemptionID, ItemID: it.ID, Quantity: a.Quantity, By: c.Actor.UserID, At: now, Version: 1}
 	for _, r := range []command.Record{
 		{Coll: LedgerColl, ID: e.ID, Version: 1, Path: path, Doc: e, Wire: e},
@@ -610,6 +638,9 @@ func (p *Points) Submit(ctx context.Context, a org.Actor, name, id string, args 
 	case StockArgs:
 		comm = x.CommunityID
 	case RedeemArgs:
+		if !command.ValidToken(x.RedemptionID) {
+			return fault.New(fault.Invalid, "invalid_args", "redemptionId: 1 to 128 of a-z A-Z 0-9 - _")
+		}
 		var v Volunteer
 		if !command.ValidToken(x.VolunteerID) || p.DB.Collection(VolunteerColl).FindOne(ctx, bson.D{{Key: "_id", Value: x.VolunteerID}}).Decode(&v) != nil {
 			return fault.New(fault.NotFound, "not_found", "no such volunteer or article")

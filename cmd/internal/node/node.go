@@ -106,9 +106,10 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	}
 	n = &Node{Cfg: cfg, Log: log, Names: command.Names{Prefix: cfg.Prefix, Partitions: cfg.Partitions},
 		applyErr: make(chan error, cfg.Partitions), httpDone: make(chan struct{})}
+	self := n // the error returns below set n to nil before this runs
 	defer func() {
 		if err != nil {
-			n.Stop(context.Background())
+			self.Stop(context.Background())
 			n = nil
 		}
 	}()
@@ -347,6 +348,9 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDataKey(ctx, configKV, keys); err != nil {
+		return err
+	}
 	household.Keys = keys
 	household.Register(n.Registry)
 	household.RegisterEdits(n.Registry)
@@ -412,6 +416,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	routers[household.CmdCreate] = household.Router{DB: n.DB, Routes: routes}
 	routers[household.CmdUpdate] = household.Router{DB: n.DB, Routes: routes}
 	routers[household.CmdVisit] = household.Router{DB: n.DB, Routes: routes}
+	routers[volunteer.CmdRecord] = volunteer.ActivityRouter{DB: n.DB}
 	routers[complaint.CmdFile] = complaint.Router{DB: n.DB, Routes: routes}
 	routers[complaint.CmdAnswer] = complaint.Router{DB: n.DB, Routes: routes}
 	n.Sync, err = fieldsync.New(ctx, n.NC, n.JS, n.DB, n.Names, routers, n.Directory, fieldsync.Options{
@@ -549,6 +554,35 @@ func (n *Node) dataKeys() (*seal.Keyring, error) {
 		old = append(old, k)
 	}
 	return seal.New(key, old...)
+}
+
+// checkDataKey makes every gridd of a deployment seal with the same key: the key in
+// use is recorded in the config bucket; a gridd whose keys cannot open what that key
+// sealed refuses to start (a second instance given no GRID_DATA_KEY would otherwise
+// seal with a key of its own that the others cannot open). A gridd holding the
+// recorded key among its previous ones moves the record to its current key (rotation).
+func checkDataKey(ctx context.Context, kv jetstream.KeyValue, keys *seal.Keyring) error {
+	const key = "datakey"
+	e, err := kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = kv.Create(ctx, key, []byte(keys.Current()))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return checkDataKey(ctx, kv, keys) // another instance recorded one meanwhile
+		}
+		return err
+	case err != nil:
+		return fmt.Errorf("data key: %w", err)
+	}
+	recorded := string(e.Value())
+	if recorded == keys.Current() {
+		return nil
+	}
+	if !keys.Has(recorded) {
+		return fmt.Errorf("config: GRID_DATA_KEY (key %s) is not the deployment's data key (key %s): give every gridd the same GRID_DATA_KEY; when rotating, put the old one in GRID_DATA_KEYS_PREVIOUS", keys.Current(), recorded)
+	}
+	_, err = kv.Update(ctx, key, []byte(keys.Current()), e.Revision())
+	return err
 }
 
 // Ready reports whether the database, NATS and every applier are up.

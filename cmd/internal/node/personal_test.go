@@ -159,6 +159,27 @@ func TestPersonalData(t *testing.T) {
 	if st, code := pushOne(t, w, "household.update", map[string]any{"householdId": "hh-p1", "baseVersion": 2, "set": map[string]any{"members": wrong}}); st != "rejected" || code != "invalid_args" {
 		t.Errorf("a mask of another number: %s %s", st, code)
 	}
+	// A handset that predates the personal fields sends the members without ids or
+	// numbers: the residents keep their ids and numbers; "-" clears a number.
+	old := []any{map[string]any{"name": "王大爷（户主）", "relation": "head", "tags": []string{"elderly_alone", "disabled"}},
+		map[string]any{"name": "王大妈", "relation": "spouse"}}
+	if st, code := pushOne(t, w, "household.update", map[string]any{"householdId": "hh-p1", "baseVersion": 2, "set": map[string]any{"members": old}}); st != "applied" {
+		t.Fatalf("update from an old handset: %s %s", st, code)
+	}
+	clear = household.Household{}
+	if st := w.Do("GET", "/v1/households/hh-p1/personal?reason=复核", nil, &clear); st != 200 || clear.Members[0].ResidentID != "r-1" ||
+		clear.Members[0].IDCard != testIDCard || clear.Members[0].Phone != testPhone || len(clear.Members[0].Tags) != 2 {
+		t.Errorf("after an old handset's edit: %+v", clear.Members[0])
+	}
+	cleared := []any{map[string]any{"residentId": "r-1", "name": "王大爷（户主）", "relation": "head", "phone": "-"},
+		map[string]any{"name": "王大妈", "relation": "spouse"}}
+	if st, code := pushOne(t, w, "household.update", map[string]any{"householdId": "hh-p1", "baseVersion": 3, "set": map[string]any{"members": cleared}}); st != "applied" {
+		t.Fatalf("clear a phone: %s %s", st, code)
+	}
+	clear = household.Household{} // decoding into the old value would keep fields now absent
+	if w.Do("GET", "/v1/households/hh-p1/personal?reason=复核", nil, &clear); clear.Members[0].Phone != "" || clear.Members[0].IDCard != testIDCard {
+		t.Errorf("after clearing the phone: %+v", clear.Members[0])
+	}
 	// A losing offline edit of the members: the conflict shows masks only.
 	stale := []any{map[string]any{"residentId": "r-1", "name": "王某", "relation": "head", "phone": "13900001111"}}
 	if st, _ := pushOne(t, d, "household.update", map[string]any{"householdId": "hh-p1", "baseVersion": 1, "set": map[string]any{"members": stale}}); st != "applied" {
@@ -216,5 +237,16 @@ func TestDataKeyRotation(t *testing.T) {
 	}
 	if got := pulledHousehold(t, w, "hh-k2"); got.Members[0].Phone != "138****5678" {
 		t.Errorf("pulled after the rotation: %+v", got.Members)
+	}
+	// A gridd given another key (or none, generating its own) refuses to start rather
+	// than seal what the others cannot open.
+	h.Stop()
+	cfg := h.Cfg
+	cfg.DataKey = seal.NewKey()
+	if n, err := node.Start(t.Context(), cfg, h.Opts); err == nil || !strings.Contains(err.Error(), "not the deployment's data key") {
+		if n != nil {
+			n.Stop(t.Context())
+		}
+		t.Errorf("a gridd with another data key started: %v", err)
 	}
 }
