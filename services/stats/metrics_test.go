@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
 func calendar(t *testing.T) *workday.Calendar {
@@ -109,5 +110,25 @@ func TestMetricDefinitions(t *testing.T) {
 	// No items: no rates, not 0 % or 100 %.
 	if e := Rates(Counts{}); e.ClosureRate != nil || e.SatisfactionRate != nil || e.MeanHoursToClose != nil {
 		t.Errorf("empty period: %+v", e)
+	}
+}
+
+// An incident's history gives the item: the first acceptance — an accept, or a level
+// above taking it over or handing it down — escalations, reopening, the rating; a
+// reopened item is not closed.
+func TestFromIncident(t *testing.T) {
+	inc := &incident.Incident{ID: "i", GridID: "110105001001001", UnitID: "110105", Category: "place.road", Status: incident.InProgress,
+		CreatedAt: at("2026-10-12 09:00"), ClosedAt: ptr("2026-10-13 09:00"), Reopens: 1, Overdue: true,
+		Rating: &incident.Rating{Value: "unsatisfied", At: at("2026-10-14 09:00")},
+		History: []incident.HistoryEntry{
+			{At: at("2026-10-12 09:00"), Action: "report"},
+			{At: at("2026-10-12 10:00"), Action: "escalate"},
+			{At: at("2026-10-12 11:00"), Action: "takeOver"},
+			{At: at("2026-10-12 12:00"), Action: "accept"},
+		}}
+	it := FromIncident(inc)
+	if it.Place != "110105001001001" || it.AcceptedAt == nil || !it.AcceptedAt.Equal(at("2026-10-12 11:00")) || !it.Escalated ||
+		!it.Reopened || it.ClosedAt != nil || it.Rating != "unsatisfied" || !it.Overdue {
+		t.Errorf("item: %+v", it)
 	}
 }

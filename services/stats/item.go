@@ -1,0 +1,34 @@
+package stats
+
+import (
+	"github.com/gridkeeper/gridkeeper/services/incident"
+)
+
+// FromIncident is what the figures need of an incident: its first acceptance (an
+// accept, or a level above taking it or handing it down), whether a person or a
+// missed urgent deadline escalated it, whether it was reopened, its rating, and
+// whether it is overdue.
+func FromIncident(inc *incident.Incident) Item {
+	it := Item{ID: inc.ID, Place: inc.ScopeUnit(), Category: inc.Category, Status: string(inc.Status),
+		ReportedAt: inc.CreatedAt, ClosedAt: inc.ClosedAt, DueAt: inc.DueAt, Reopened: inc.Reopens > 0,
+		Overdue: inc.Overdue}
+	for _, h := range inc.History {
+		switch h.Action {
+		case string(incident.ActAccept), string(incident.ActHandDown), string(incident.ActTakeOver):
+			if it.AcceptedAt == nil {
+				at := h.At
+				it.AcceptedAt = &at
+			}
+		case string(incident.ActEscalate):
+			it.Escalated = true
+		}
+	}
+	if inc.Status != incident.Closed {
+		it.ClosedAt = nil
+	}
+	if r := inc.Rating; r != nil {
+		at := r.At
+		it.RatedAt, it.Rating = &at, r.Value
+	}
+	return it
+}
