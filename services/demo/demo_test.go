@@ -1,26 +1,15 @@
 package demo
 
 import (
-	"os"
 	"testing"
 
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/schemas"
 )
 
 func calendar(t *testing.T) *workday.Calendar {
-	var years []workday.Year
-	for _, f := range []string{"cn-2025.json", "cn-2026.json"} {
-		data, err := os.ReadFile("../../schemas/calendar/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := workday.Parse(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		years = append(years, y)
-	}
-	c, err := workday.New(years...)
+	t.Helper()
+	c, err := schemas.Calendar()
 	if err != nil {
 		t.Fatal(err)
 	}

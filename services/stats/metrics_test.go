@@ -2,29 +2,17 @@ package stats
 
 import (
 	"math"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
 func calendar(t *testing.T) *workday.Calendar {
 	t.Helper()
-	var years []workday.Year
-	for _, f := range []string{"cn-2025.json", "cn-2026.json"} {
-		data, err := os.ReadFile("../../schemas/calendar/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := workday.Parse(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		years = append(years, y)
-	}
-	c, err := workday.New(years...)
+	c, err := schemas.Calendar()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/gridkeeper/gridkeeper/pkg/ferret"
 	"github.com/gridkeeper/gridkeeper/pkg/natsd"
 	"github.com/gridkeeper/gridkeeper/pkg/seal"
-	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/schemas"
 	"github.com/gridkeeper/gridkeeper/services/attachment"
 	"github.com/gridkeeper/gridkeeper/services/auth"
@@ -321,7 +319,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	cal, err := loadCalendar()
+	cal, err := schemas.Calendar()
 	if err != nil {
 		return err
 	}
@@ -474,26 +472,6 @@ func shippedRules() (incident.Rules, error) {
 	}
 	r.Capabilities, err = schemas.Files.ReadFile("capabilities.json")
 	return r, err
-}
-
-func loadCalendar() (*workday.Calendar, error) {
-	files, err := fs.Glob(schemas.Files, "calendar/*.json")
-	if err != nil {
-		return nil, err
-	}
-	var years []workday.Year
-	for _, f := range files {
-		data, err := schemas.Files.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		y, err := workday.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		years = append(years, y)
-	}
-	return workday.New(years...)
 }
 
 // jwtKey returns GRID_JWT_KEY, or a key generated once and kept in the data dir.
