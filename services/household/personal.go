@@ -95,12 +95,10 @@ func sealMembers(householdID, cmdID string, next, old []Member) ([]Member, error
 		if m.ResidentID == "" {
 			m.ResidentID = uuid.NewSHA1(residentSpace, []byte(fmt.Sprintf("%s|%s|%d", householdID, cmdID, i))).String()
 		}
-		for _, f := range []struct {
-			name string
-			v    *string
-			was  string
-			mask func(string) string
-		}{{"idCard", &m.IDCard, prev[m.ResidentID].IDCard, org.MaskIDCard}, {"phone", &m.Phone, prev[m.ResidentID].Phone, org.MaskPhone}} {
+		before := prev[m.ResidentID]
+		was := before.numbers()
+		for k, f := range m.numbers() {
+			f.was = *was[k].v
 			switch {
 			case *f.v == "":
 				*f.v = f.was
@@ -128,15 +126,28 @@ const ClearValue = "-"
 
 var residentSpace = uuid.MustParse("0b9d3f6e-52c1-4b8e-9a77-3e1f0c2d4b5a")
 
+// number is one of a resident's personal numbers: its field, where it is held, how it
+// is masked (and, while merging an edit, the value stored before).
+type number struct {
+	name string
+	v    *string
+	mask func(string) string
+	was  string
+}
+
+// numbers are m's personal numbers.
+func (m *Member) numbers() [2]number {
+	return [2]number{{name: "idCard", v: &m.IDCard, mask: org.MaskIDCard}, {name: "phone", v: &m.Phone, mask: org.MaskPhone}}
+}
+
 // maskMembers returns members as anyone may see them: personal numbers masked.
 func maskMembers(householdID string, ms []Member) []Member {
 	out := make([]Member, len(ms))
 	for i, m := range ms {
-		if m.IDCard != "" {
-			m.IDCard = maskSealed(m.IDCard, where(householdID, m.ResidentID, "idCard"), org.MaskIDCard)
-		}
-		if m.Phone != "" {
-			m.Phone = maskSealed(m.Phone, where(householdID, m.ResidentID, "phone"), org.MaskPhone)
+		for _, f := range m.numbers() {
+			if *f.v != "" {
+				*f.v = maskSealed(*f.v, where(householdID, m.ResidentID, f.name), f.mask)
+			}
 		}
 		out[i] = m
 	}
@@ -183,10 +194,7 @@ func applyReseal(tx *command.Tx, c *command.Command) error {
 	changed := false
 	for i := range st.Members {
 		m := &st.Members[i]
-		for _, f := range []struct {
-			name string
-			v    *string
-		}{{"idCard", &m.IDCard}, {"phone", &m.Phone}} {
+		for _, f := range m.numbers() {
 			if *f.v == "" || seal.KeyOf(*f.v) == Keys.Current() {
 				continue
 			}
@@ -240,10 +248,7 @@ func (s *Service) Personal(ctx context.Context, a org.Actor, id, reason string) 
 	h := st.Household
 	h.Members = make([]Member, len(st.Members))
 	for i, m := range st.Members {
-		for _, f := range []struct {
-			name string
-			v    *string
-		}{{"idCard", &m.IDCard}, {"phone", &m.Phone}} {
+		for _, f := range m.numbers() {
 			if seal.Sealed(*f.v) {
 				clear, err := Keys.Open(*f.v, where(h.ID, m.ResidentID, f.name))
 				if err != nil {
