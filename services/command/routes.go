@@ -6,6 +6,8 @@ import (
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Routes is the global table of which partition owns a record made by a client (its
@@ -56,4 +58,20 @@ func (r *Routes) Owner(ctx context.Context, coll, id string) (string, error) {
 		return "", fault.Wrap(err, "read record route")
 	}
 	return string(e.Value()), nil
+}
+
+// Writer returns the partition of coll/id: the claimed one, or for a record stored
+// before ids were claimed (imported, seeded) the partition key stored with it; "" when
+// neither is known.
+func (r *Routes) Writer(ctx context.Context, db *mongo.Database, coll, id string) (string, error) {
+	if key, err := r.Owner(ctx, coll, id); err != nil || key != "" {
+		return key, err
+	}
+	var d struct {
+		Key string `bson:"_k"`
+	}
+	if db.Collection(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d) == nil {
+		return d.Key, nil
+	}
+	return "", nil
 }

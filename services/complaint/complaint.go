@@ -125,15 +125,10 @@ func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.
 	if name == CmdFile {
 		return rt.Routes.Claim(ctx, Coll, x.ComplaintID, fallback)
 	}
-	if key, err := rt.Routes.Owner(ctx, Coll, x.ComplaintID); err != nil || key != "" {
+	// A complaint filed before ids were claimed: the stored record knows its writer.
+	key, err := rt.Routes.Writer(ctx, rt.DB, Coll, x.ComplaintID)
+	if err != nil || key != "" {
 		return key, err
-	}
-	// Filed before ids were claimed: the stored record knows its writer.
-	var d struct {
-		Key string `bson:"_k"`
-	}
-	if rt.DB.Collection(Coll).FindOne(ctx, bson.D{{Key: "_id", Value: x.ComplaintID}}).Decode(&d) == nil && d.Key != "" {
-		return d.Key, nil
 	}
 	return fallback, nil // unknown complaint: its writer answers not_found
 }

@@ -118,18 +118,12 @@ func (rt Router) Route(ctx context.Context, a org.Actor, name string, args json.
 	if !command.ValidToken(x.HouseholdID) {
 		return fallback, nil
 	}
-	if key, err := rt.Routes.Owner(ctx, Coll, x.HouseholdID); err != nil || key != "" {
+	// Imported households were never claimed: the stored record knows its writer.
+	key, err := rt.Routes.Writer(ctx, rt.DB, Coll, x.HouseholdID)
+	if err != nil || key != "" {
 		return key, err
 	}
-	// Imported households were never claimed: the stored record knows its writer.
-	var d struct {
-		Key string `bson:"_k"`
-	}
-	err := rt.DB.Collection(Coll).FindOne(ctx, bson.D{{Key: "_id", Value: x.HouseholdID}}).Decode(&d)
-	if err != nil || d.Key == "" {
-		return fallback, nil
-	}
-	return d.Key, nil
+	return fallback, nil
 }
 
 func gridOf(a org.Actor, grid string) string {
