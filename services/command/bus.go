@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,9 @@ type Bus struct {
 	js    jetstream.JetStream
 	names Names
 	now   func() time.Time
+
+	mu  sync.Mutex
+	res jetstream.Stream // the outcomes, opened on first need
 }
 
 // NewBus returns a bus.
@@ -55,13 +59,8 @@ func (b *Bus) Do(ctx context.Context, id, name, key string, actor org.Actor, arg
 	}
 	if ack.Duplicate {
 		// The same command was sent before (a retry): its outcome may be stored already.
-		if m, err := b.js.Stream(ctx, b.names.ResStream()); err == nil {
-			if raw, err := m.GetLastMsgForSubject(ctx, b.names.ResSubject(c.ID)); err == nil {
-				var o Outcome
-				if err := json.Unmarshal(raw.Data, &o); err == nil {
-					return &o, nil
-				}
-			}
+		if o := b.stored(ctx, c.ID); o != nil {
+			return o, nil
 		}
 	}
 	t := time.NewTimer(wait)
@@ -143,7 +142,6 @@ func (b *Bus) DoAll(ctx context.Context, reqs []Request, wait time.Duration) ([]
 	}
 	out := make([]Outcome, len(reqs))
 	left := len(reqs)
-	var res jetstream.Stream
 	for _, f := range futs {
 		select {
 		case ack := <-f.Ok():
@@ -151,19 +149,11 @@ func (b *Bus) DoAll(ctx context.Context, reqs []Request, wait time.Duration) ([]
 				continue
 			}
 			// Published before (a repeated seed step): its outcome may be stored already.
-			if res == nil {
-				if res, err = b.js.Stream(ctx, b.names.ResStream()); err != nil {
-					return nil, fault.Wrap(err, "open outcomes")
-				}
-			}
 			var c Command
 			_ = json.Unmarshal(f.Msg().Data, &c)
-			if m, err := res.GetLastMsgForSubject(ctx, b.names.ResSubject(c.ID)); err == nil {
-				var o Outcome
-				if json.Unmarshal(m.Data, &o) == nil && out[index[c.ID]].Status == "" {
-					out[index[c.ID]] = o
-					left--
-				}
+			if o := b.stored(ctx, c.ID); o != nil && out[index[c.ID]].Status == "" {
+				out[index[c.ID]] = *o
+				left--
 			}
 		case err := <-f.Err():
 			return nil, fault.Wrap(err, "publish command")
@@ -191,6 +181,28 @@ func (b *Bus) DoAll(ctx context.Context, reqs []Request, wait time.Duration) ([]
 		}
 	}
 	return out, nil
+}
+
+// stored returns the outcome kept for a command already applied, or nil.
+func (b *Bus) stored(ctx context.Context, id string) *Outcome {
+	b.mu.Lock()
+	if b.res == nil {
+		b.res, _ = b.js.Stream(ctx, b.names.ResStream())
+	}
+	res := b.res
+	b.mu.Unlock()
+	if res == nil {
+		return nil
+	}
+	m, err := res.GetLastMsgForSubject(ctx, b.names.ResSubject(id))
+	if err != nil {
+		return nil
+	}
+	var o Outcome
+	if json.Unmarshal(m.Data, &o) != nil {
+		return nil
+	}
+	return &o
 }
 
 // ScheduleTimer sets a timer from outside the write path (a server job such as a
