@@ -419,11 +419,11 @@ func (s *Service) CountUsers(ctx context.Context) (int64, error) {
 	return s.db.Collection(UserColl).CountDocuments(ctx, bson.D{})
 }
 
-// Logins lists the active users whose home unit is one of units ("*" alone: any unit)
-// and who hold one of roles — the people a notification rule names.
+// Logins lists the active users whose home unit is one of units (nil: any unit) and
+// who hold one of roles — the people a notification rule names.
 func (s *Service) Logins(ctx context.Context, units []string, roles []string) ([]string, error) {
 	filter := bson.D{{Key: "roles", Value: bson.D{{Key: "$in", Value: roles}}}, {Key: "disabled", Value: bson.D{{Key: "$ne", Value: true}}}}
-	if !(len(units) == 1 && units[0] == "*") {
+	if units != nil {
 		filter = append(filter, bson.E{Key: "unitId", Value: bson.D{{Key: "$in", Value: units}}})
 	}
 	cur, err := s.db.Collection(UserColl).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))

@@ -14,8 +14,8 @@ import (
 
 // Directory finds the people a rule names.
 type Directory interface {
-	// Logins lists the active users whose home unit is one of units and who hold one
-	// of roles.
+	// Logins lists the active users whose home unit is one of units (nil: any) and
+	// who hold one of roles.
 	Logins(ctx context.Context, units []string, roles []string) ([]string, error)
 }
 
@@ -160,14 +160,13 @@ func (n *Notifier) people(ctx context.Context, to []who, s *subject) ([]string, 
 				err = find([]string{p}, org.RoleSupervisor, org.RoleLeader, org.RoleDispatcher)
 			}
 		case disciplineAbove:
-			units := ancestors(owner)
-			if owner == "" {
-				units = nil
-				err = find(n.allUnitsHint(), org.RoleDiscipline)
+			var units []string // none: a city-wide event (the monthly report) tells them all
+			if owner != "" {
+				units = ancestors(owner)
 			}
-			if err == nil {
-				err = find(units, org.RoleDiscipline)
-			}
+			var ls []string
+			ls, err = n.Dir.Logins(ctx, units, []string{org.RoleDiscipline})
+			add(ls...)
 		case gridWorker:
 			add(s.WorkerID)
 			if s.WorkerID == "" && s.GridID != "" {
@@ -180,6 +179,3 @@ func (n *Notifier) people(ctx context.Context, to []who, s *subject) ([]string, 
 	}
 	return out, nil
 }
-
-// allUnitsHint is the audience of an event for everyone in a role: no unit filter.
-func (n *Notifier) allUnitsHint() []string { return []string{"*"} }

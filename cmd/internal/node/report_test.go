@@ -120,4 +120,13 @@ func TestRefusalReportFiledOnTheFirst(t *testing.T) {
 	if evs := events(t, h, "report.refusalsFiled"); len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"dueBy":"`+first.Format("2006-01")+`-10"`) {
 		t.Errorf("filing events: %d", len(evs))
 	}
+	// The city-wide event reaches the discipline officer's inbox.
+	waitFor(t, "the discipline officer told of the filed report", func() bool {
+		for _, n := range inbox(t, disc) {
+			if n.Kind == "refusalReport" {
+				return true
+			}
+		}
+		return false
+	})
 }
