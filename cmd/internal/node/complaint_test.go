@@ -17,14 +17,7 @@ func TestComplaints(t *testing.T) {
 	clock.Advance(shanghai("2026-10-09 11:00").Sub(clock.Now())) // a Friday
 	h, p := startLifecycle(t, clock)
 	file := func(c *nodetest.Client, args map[string]any) (string, string) {
-		st, r := c.Push(c.Queue([]string{"complaint.file"}, []any{args}))
-		if st != 200 {
-			t.Fatalf("push: %d %s", st, c.LastBody)
-		}
-		if e := r.Results[0].Error; e != nil {
-			return r.Results[0].Status, e.Code
-		}
-		return r.Results[0].Status, ""
+		return pushOne(t, c, "complaint.file", args)
 	}
 	simple, complexID := newID(t), newID(t)
 	if st, code := file(p.worker, map[string]any{"complaintId": simple, "text": "网格员态度恶劣", "aboutUserId": "handler",
@@ -96,19 +89,9 @@ func TestComplaintAnswer(t *testing.T) {
 	clock := nodetest.NewClock()
 	clock.Advance(shanghai("2026-10-12 09:00").Sub(clock.Now())) // a Monday
 	h, p := startLifecycle(t, clock)
-	push := func(c *nodetest.Client, name string, args map[string]any) (string, string) {
-		st, r := c.Push(c.Queue([]string{name}, []any{args}))
-		if st != 200 {
-			t.Fatalf("push: %d %s", st, c.LastBody)
-		}
-		if e := r.Results[0].Error; e != nil {
-			return r.Results[0].Status, e.Code
-		}
-		return r.Results[0].Status, ""
-	}
 	onTime, late := newID(t), newID(t)
 	for _, id := range []string{onTime, late} {
-		if st, code := push(p.worker, "complaint.file", map[string]any{"complaintId": id, "text": "办事拖拉"}); st != "applied" {
+		if st, code := pushOne(t, p.worker, "complaint.file", map[string]any{"complaintId": id, "text": "办事拖拉"}); st != "applied" {
 			t.Fatalf("file: %s %s", st, code)
 		}
 	}
@@ -124,14 +107,14 @@ func TestComplaintAnswer(t *testing.T) {
 		{p.discipline, map[string]any{"complaintId": "../x", "answer": "a"}, "invalid_args"},
 		{p.discipline, map[string]any{"complaintId": newID(t), "answer": "a"}, "not_found"},
 	} {
-		if st, code := push(c.by, "complaint.answer", c.args); st != "rejected" || code != c.want {
+		if st, code := pushOne(t, c.by, "complaint.answer", c.args); st != "rejected" || code != c.want {
 			t.Errorf("%s answers %v: %s %s, want %s", c.by.Device, c.args, st, code, c.want)
 		}
 	}
-	if st, code := push(p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "已约谈当事人并致歉"}); st != "applied" {
+	if st, code := pushOne(t, p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "已约谈当事人并致歉"}); st != "applied" {
 		t.Fatalf("answer: %s %s", st, code)
 	}
-	if st, code := push(p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "again"}); code != "invalid_transition" {
+	if st, code := pushOne(t, p.discipline, "complaint.answer", map[string]any{"complaintId": onTime, "answer": "again"}); code != "invalid_transition" {
 		t.Errorf("a second answer: %s %s", st, code)
 	}
 	clock.Advance(30 * time.Hour) // Tuesday 15:00: past the next working day's 09:00
@@ -149,7 +132,7 @@ func TestComplaintAnswer(t *testing.T) {
 			t.Errorf("answered in time: %+v", c)
 		}
 	}
-	if st, code := push(disc, "complaint.answer", map[string]any{"complaintId": late, "answer": "已处理"}); st != "applied" {
+	if st, code := pushOne(t, disc, "complaint.answer", map[string]any{"complaintId": late, "answer": "已处理"}); st != "applied" {
 		t.Fatalf("late answer: %s %s", st, code)
 	}
 	disc.Do("GET", "/v1/complaints", nil, &got)

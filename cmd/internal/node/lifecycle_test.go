@@ -16,15 +16,7 @@ import (
 // move pushes one incident mutation and returns its outcome status and error code.
 func move(t *testing.T, c *nodetest.Client, action string, args map[string]any) (string, string) {
 	t.Helper()
-	st, r := c.Push(c.Queue([]string{"incident." + action}, []any{args}))
-	if st != 200 || len(r.Results) != 1 {
-		t.Fatalf("%s by %s: %d %s", action, c.Device, st, c.LastBody)
-	}
-	res := r.Results[0]
-	if res.Error != nil {
-		return res.Status, res.Error.Code
-	}
-	return res.Status, ""
+	return pushOne(t, c, "incident."+action, args)
 }
 
 // must pushes a move that has to apply.

@@ -28,17 +28,6 @@ func rawHousehold(t *testing.T, h *nodetest.Harness, id string) string {
 	return raw.String()
 }
 
-func pushOne(t *testing.T, c *nodetest.Client, name string, args map[string]any) (string, string) {
-	t.Helper()
-	st, r := c.Push(c.Queue([]string{name}, []any{args}))
-	if st != 200 {
-		t.Fatalf("%s: %d %s", name, st, c.LastBody)
-	}
-	if e := r.Results[0].Error; e != nil {
-		return r.Results[0].Status, e.Code
-	}
-	return r.Results[0].Status, ""
-}
 
 // pulledHousehold returns the household as a client's pull delivers it.
 func pulledHousehold(t *testing.T, c *nodetest.Client, id string) household.Household {
