@@ -28,7 +28,6 @@ func rawHousehold(t *testing.T, h *nodetest.Harness, id string) string {
 	return raw.String()
 }
 
-
 // pulledHousehold returns the household as a client's pull delivers it.
 func pulledHousehold(t *testing.T, c *nodetest.Client, id string) household.Household {
 	t.Helper()
