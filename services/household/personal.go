@@ -278,14 +278,9 @@ func (s *Service) AccessLog(ctx context.Context, a org.Actor, unit string, from,
 	if !a.Has(org.RoleDiscipline) {
 		return nil, fault.New(fault.Forbidden, "forbidden", "the access log is read by the discipline officer")
 	}
-	if unit == "" {
-		unit = a.UnitID
-	}
-	if !org.ValidCode(unit) {
-		return nil, fault.New(fault.Invalid, "invalid_request", "unit: a unit code")
-	}
-	if !a.Sees(unit) {
-		return nil, fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
+	unit, err := a.Area(unit)
+	if err != nil {
+		return nil, err
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.Names.AuditSubject(org.SubtreeFilter(unit), "*")},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}

@@ -249,16 +249,9 @@ func (s *Service) exportable(a org.Actor, unit *string) error {
 	if !a.Has(org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader, org.RoleAdmin) && !a.IsGridWorker() {
 		return fault.New(fault.Forbidden, "forbidden", "this role does not export the ledgers")
 	}
-	if *unit == "" {
-		*unit = a.UnitID
-	}
-	if !org.ValidCode(*unit) {
-		return fault.New(fault.Invalid, "invalid_request", "unit: a unit code")
-	}
-	if !a.Sees(*unit) {
-		return fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
-	}
-	return nil
+	u, err := a.Area(*unit)
+	*unit = u
+	return err
 }
 
 func (s *Service) findIn(ctx context.Context, coll, unit string, out any) error {

@@ -225,14 +225,9 @@ type DueVisit struct {
 // DueVisits lists the households of unit's subtree that have a visit plan, soonest
 // due first (only the overdue ones if overdue).
 func (s *Service) DueVisits(ctx context.Context, a org.Actor, unit string, now time.Time, overdue bool) ([]DueVisit, error) {
-	if unit == "" {
-		unit = a.UnitID
-	}
-	if !org.ValidCode(unit) {
-		return nil, fault.New(fault.Invalid, "invalid_request", "unit: a unit code")
-	}
-	if !a.Sees(unit) {
-		return nil, fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
+	unit, err := a.Area(unit)
+	if err != nil {
+		return nil, err
 	}
 	return s.dueVisits(ctx, unit, now, overdue)
 }

@@ -61,14 +61,9 @@ func (s *Service) RefusalReport(ctx context.Context, a org.Actor, month, unit st
 		return nil, fault.New(fault.Forbidden, "forbidden", "the refusal report is for the discipline officer, leaders and supervisors")
 	}
 	loc := workday.Location()
-	if unit == "" {
-		unit = a.UnitID
-	}
-	if !org.ValidCode(unit) {
-		return nil, fault.New(fault.Invalid, "invalid_request", "unit: a unit code")
-	}
-	if !a.Sees(unit) {
-		return nil, fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
+	unit, err := a.Area(unit)
+	if err != nil {
+		return nil, err
 	}
 	if month == "" {
 		y, m, _ := now.In(loc).Date()

@@ -1,6 +1,10 @@
 package org
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
+)
 
 // Roles. The grid roles are the "one leader, four members" 一长四员 plus building
 // leaders; together they are the grid workers.
@@ -62,4 +66,20 @@ func (a Actor) IsGridWorker() bool { return a.Has(GridRoles...) }
 // Sees reports whether unit is inside the actor's subtree. The system sees all.
 func (a Actor) Sees(unit string) bool {
 	return a.System || Contains(a.UnitID, unit)
+}
+
+// Area returns the unit a query about unit is answered for: unit, or the actor's home
+// unit when empty — refused when it is not a unit code, or lies outside the actor's
+// subtree.
+func (a Actor) Area(unit string) (string, error) {
+	if unit == "" {
+		unit = a.UnitID
+	}
+	if !ValidCode(unit) {
+		return "", fault.New(fault.Invalid, "invalid_request", "unit: a unit code")
+	}
+	if !a.Sees(unit) {
+		return "", fault.New(fault.Forbidden, "out_of_scope", "the unit is outside the caller's area")
+	}
+	return unit, nil
 }
