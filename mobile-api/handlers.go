@@ -1,9 +1,7 @@
 package mobileapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -284,11 +282,11 @@ func (s *server) putCalendarYear(c *fiber.Ctx) error {
 	if err != nil || len(c.Params("year")) != 4 {
 		return fault.New(fault.Invalid, "invalid_year", "the year is four digits")
 	}
-	body := c.Body()
-	if len(body) > s.opt.MaxBody {
-		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	body, err := s.body(c, s.opt.MaxBody)
+	if err != nil {
+		return err
 	}
-	y, err := s.Config.PutYear(c.UserContext(), year, bytes.Clone(body))
+	y, err := s.Config.PutYear(c.UserContext(), year, body)
 	if err != nil {
 		return err
 	}
@@ -485,12 +483,8 @@ func (s *server) importHouseholds(c *fiber.Ctx) error {
 		Rows []household.ImportRow `json:"rows"`
 	}
 	// A batch of 2,000 households with their residents is larger than a handset's body.
-	if len(c.Body()) > 16*s.opt.MaxBody {
-		return fault.New(fault.TooLarge, "too_large", "at most 2000 households per request")
-	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
-	if err := dec.Decode(&body); err != nil {
-		return fault.New(fault.Invalid, "invalid_json", "the body is not a JSON object with rows")
+	if err := s.decodeUpTo(c, &body, 16*s.opt.MaxBody); err != nil {
+		return err
 	}
 	r, err := s.Households.Import(c.UserContext(), actorOf(c), body.Rows, c.QueryBool("dryRun"), c.QueryBool("skipBad"))
 	if err != nil {
@@ -552,12 +546,12 @@ func (s *server) getConfigDoc(c *fiber.Ctx) error {
 
 // putConfigDoc replaces one, in force on every gridd at once.
 func (s *server) putConfigDoc(c *fiber.Ctx) error {
-	body := c.Body()
-	if len(body) > s.opt.MaxBody {
-		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	body, err := s.body(c, s.opt.MaxBody)
+	if err != nil {
+		return err
 	}
 	doc := strings.Clone(c.Params("doc"))
-	if err := s.Config.PutDoc(c.UserContext(), doc, bytes.Clone(body)); err != nil {
+	if err := s.Config.PutDoc(c.UserContext(), doc, body); err != nil {
 		return err
 	}
 	s.Logger.Info("configuration replaced", "by", actorOf(c).UserID, "doc", doc)

@@ -227,16 +227,29 @@ func (s *server) require(roles ...string) fiber.Handler {
 
 // decode reads a JSON body strictly: within the JSON size limit, valid UTF-8, one
 // value, types as declared.
-func (s *server) decode(c *fiber.Ctx, out any) error {
+func (s *server) decode(c *fiber.Ctx, out any) error { return s.decodeUpTo(c, out, s.opt.MaxBody) }
+
+// body returns the request body, at most limit bytes of valid UTF-8, copied out of
+// fiber's buffer (which is reused once the handler returns).
+func (s *server) body(c *fiber.Ctx, limit int) ([]byte, error) {
 	body := c.Body()
-	if len(body) > s.opt.MaxBody {
-		return fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(s.opt.MaxBody)+" bytes")
+	if len(body) > limit {
+		return nil, fault.New(fault.TooLarge, "too_large", "the body is over "+strconv.Itoa(limit)+" bytes")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return fault.New(fault.Invalid, "invalid_json", "a JSON body is required")
+		return nil, fault.New(fault.Invalid, "invalid_json", "a JSON body is required")
 	}
 	if !utf8.Valid(body) {
-		return fault.New(fault.Invalid, "invalid_utf8", "the body is not valid UTF-8")
+		return nil, fault.New(fault.Invalid, "invalid_utf8", "the body is not valid UTF-8")
+	}
+	return bytes.Clone(body), nil
+}
+
+// decodeUpTo is decode with another size limit.
+func (s *server) decodeUpTo(c *fiber.Ctx, out any, limit int) error {
+	body, err := s.body(c, limit)
+	if err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(out); err != nil {
