@@ -136,6 +136,23 @@ func gridOf(a org.Actor, grid string) string {
 	return grid
 }
 
+// loadEditable reads a household the caller may change (edit it, log a visit): one of
+// its area — another is not found — and a role that keeps the ledgers.
+func loadEditable(tx *command.Tx, c *command.Command, id string) (*stored, error) {
+	var st stored
+	found, err := tx.Get(Coll, id, &st)
+	if err != nil {
+		return nil, err
+	}
+	if !found || !(c.Actor.System || c.Actor.Sees(st.GridID)) {
+		return nil, fault.New(fault.NotFound, "not_found", "no such household")
+	}
+	if !canEdit(c.Actor, st.GridID) {
+		return nil, fault.New(fault.Forbidden, "forbidden", "this role does not keep the households' ledgers")
+	}
+	return &st, nil
+}
+
 func canEdit(a org.Actor, grid string) bool {
 	return a.System || ((a.IsGridWorker() || a.Has(org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader)) && a.Sees(grid))
 }
@@ -258,16 +275,9 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	if !command.ValidToken(a.HouseholdID) || a.BaseVersion < 1 || len(a.Set) == 0 {
 		return fault.New(fault.Invalid, "invalid_args", "householdId, baseVersion (≥ 1) and at least one field in set are required")
 	}
-	var st stored
-	found, err := tx.Get(Coll, a.HouseholdID, &st)
+	st, err := loadEditable(tx, c, a.HouseholdID)
 	if err != nil {
 		return err
-	}
-	if !found || !(c.Actor.System || c.Actor.Sees(st.GridID)) {
-		return fault.New(fault.NotFound, "not_found", "no such household")
-	}
-	if !canEdit(c.Actor, st.GridID) {
-		return fault.New(fault.Forbidden, "forbidden", "this role cannot edit households")
 	}
 	if st.FieldVersions == nil {
 		st.FieldVersions = map[string]int64{} // imported: every field as of version 1
@@ -327,7 +337,7 @@ func applyUpdate(tx *command.Tx, c *command.Command) error {
 	}
 	merged.UpdatedAt = tx.Now()
 	st.Household = merged
-	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: merged.Version, Path: org.PathSubject(st.GridID), Doc: st, Wire: merged.Wire()})
+	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: merged.Version, Path: org.PathSubject(st.GridID), Doc: *st, Wire: merged.Wire()})
 }
 
 func fieldValue(h *Household, field string) any {

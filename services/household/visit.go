@@ -163,16 +163,9 @@ func applyVisit(tx *command.Tx, c *command.Command) error {
 	if err := f.Err("invalid_args", "invalid visit"); err != nil {
 		return err
 	}
-	var st stored
-	found, err := tx.Get(Coll, a.HouseholdID, &st)
+	st, err := loadEditable(tx, c, a.HouseholdID)
 	if err != nil {
 		return err
-	}
-	if !found || !(c.Actor.System || c.Actor.Sees(st.GridID)) {
-		return fault.New(fault.NotFound, "not_found", "no such household")
-	}
-	if !canEdit(c.Actor, st.GridID) {
-		return fault.New(fault.Forbidden, "forbidden", "this role does not log visits")
 	}
 	for _, r := range a.ResidentIDs {
 		if !slices.ContainsFunc(st.Members, func(m Member) bool { return m.ResidentID == r }) {
@@ -204,7 +197,7 @@ func applyVisit(tx *command.Tx, c *command.Command) error {
 	st.LastVisitAt = &at
 	st.Version++
 	st.UpdatedAt = now
-	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: st.Version, Path: path, Doc: st, Wire: st.Household.Wire()})
+	return tx.Put(command.Record{Coll: Coll, ID: st.ID, Version: st.Version, Path: path, Doc: *st, Wire: st.Household.Wire()})
 }
 
 // DueVisit is a household's next visit.
