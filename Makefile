@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short lint bench build fleet fmt clean
+.PHONY: run test test-short lint bench build fleet fmt clean web
 
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
@@ -26,6 +26,12 @@ fleet: ## 200 simulated handsets against a running gridd (GRID_URL, default http
 
 build: ## binaries into ./bin
 	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl
+
+web: ## re-fetch Apache ECharts from the lockfile into the dashboard's assets (needs npm; the copy is committed)
+	cd mobile-api/dashboard && npm ci --ignore-scripts --no-audit --no-fund
+	cp mobile-api/dashboard/node_modules/echarts/dist/echarts.common.min.js mobile-api/dashboard/assets/echarts.min.js
+	cp mobile-api/dashboard/node_modules/echarts/LICENSE mobile-api/dashboard/assets/echarts.LICENSE.txt
+	cd mobile-api/dashboard/assets && sha256sum echarts.min.js > echarts.min.js.sha256
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -30,6 +30,7 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/notify"
 	"github.com/gridkeeper/gridkeeper/services/org"
+	"github.com/gridkeeper/gridkeeper/services/stats"
 	"github.com/gridkeeper/gridkeeper/services/volunteer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -51,6 +52,11 @@ type Deps struct {
 	Prefs       *notify.Prefs
 	Directory   *directory.Service
 	Admin       *directory.Admin
+	// Stats reads the dashboard's figures; Projector (where it runs on this instance)
+	// rebuilds them; StatsChanged streams the units whose figures changed.
+	Stats        *stats.Service
+	Projector    *stats.Projector
+	StatsChanged func(ctx context.Context) (<-chan []string, error)
 	// Ready reports whether the database, NATS and the appliers are up.
 	Ready func(ctx context.Context) error
 	// Metrics is the registry /metrics serves.
@@ -112,7 +118,9 @@ func New(d Deps, opt Options) *fiber.App {
 	app.Use(s.logRequests)
 	// Pull pages are repetitive JSON: gzip shrinks a first sync several times over.
 	// Event streams must not be buffered by a compressor.
-	app.Use(compress.New(compress.Config{Level: compress.LevelBestSpeed, Next: func(c *fiber.Ctx) bool { return c.Path() == "/v1/sync/events" }}))
+	app.Use(compress.New(compress.Config{Level: compress.LevelBestSpeed, Next: func(c *fiber.Ctx) bool {
+		return c.Path() == "/v1/sync/events" || c.Path() == "/v1/stats/events"
+	}}))
 	s.routes(app)
 	return app
 }
@@ -132,6 +140,8 @@ func (s *server) routes(app *fiber.App) {
 	if s.Metrics != nil {
 		app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{})))
 	}
+
+	s.dashboard(app)
 
 	v1 := app.Group("/v1")
 	v1.Post("/auth/login", s.login)
@@ -153,6 +163,8 @@ func (s *server) routes(app *fiber.App) {
 	authed.Get("/reports/refusals", s.refusalReport)
 	authed.Get("/complaints", s.complaints)
 	authed.Get("/units", s.units)
+	authed.Get("/stats", s.statsReport)
+	authed.Get("/stats/events", s.statsEvents)
 	authed.Get("/conflicts", s.conflicts)
 	authed.Get("/households/:id/personal", s.personal)
 	authed.Get("/access-log", s.accessLog)
@@ -184,6 +196,7 @@ func (s *server) routes(app *fiber.App) {
 	admin.Put("/config/:doc", s.putConfigDoc)
 	admin.Get("/calendar", s.getCalendar)
 	admin.Put("/calendar/:year", s.putCalendarYear)
+	admin.Post("/stats/rebuild", s.rebuildStats)
 }
 
 const (

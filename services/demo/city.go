@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,6 +62,23 @@ func name(r *rand.Rand) string {
 	return n
 }
 
+// boundary is grid g's outline: a band of the community from west to east (where its
+// incidents are placed), its borders with the neighbouring grids bending along a lane.
+func boundary(g int) []directory.Vertex {
+	border := func(k int) []directory.Vertex {
+		lat := 38.0428 + float64(k)*0.002
+		bend := 0.0003 * float64(1-2*(k%2))
+		if k == 1 || k == Grids+1 {
+			bend = 0 // the community's own edge is straight
+		}
+		return []directory.Vertex{{Lng: 114.5149, Lat: lat}, {Lng: 114.5162, Lat: lat + bend}, {Lng: 114.5176, Lat: lat - bend/2}, {Lng: 114.5189, Lat: lat}}
+	}
+	out := border(g)
+	top := border(g + 1)
+	slices.Reverse(top)
+	return append(out, top...)
+}
+
 // build makes the whole demo city deterministically.
 func build(cal *workday.Calendar) cityData {
 	r := rand.New(rand.NewPCG(20261127, 844))
@@ -70,7 +88,7 @@ func build(cal *workday.Calendar) cityData {
 		{ID: Community, Name: "大同社区"},
 	}
 	for g := 1; g <= Grids; g++ {
-		c.units = append(c.units, directory.CreateUnitArgs{ID: Grid(g), Name: fmt.Sprintf("大同社区第%d网格", g)})
+		c.units = append(c.units, directory.CreateUnitArgs{ID: Grid(g), Name: fmt.Sprintf("大同社区第%d网格", g), Boundary: boundary(g)})
 	}
 	for _, l := range Logins {
 		c.users = append(c.users, directory.CreateUserArgs{Login: l.Login, Name: name(r), Roles: []string{l.Role}, UnitID: l.Unit})
@@ -171,6 +189,21 @@ func incidents(r *rand.Rand, cal *workday.Calendar) []incident.Incident {
 		c := closed.UTC()
 		inc.ClosedAt = &c
 		inc.Overdue = inc.DueAt != nil && closed.After(*inc.DueAt)
+		// Two in three are rated by the reporter within two days (服务评价), mostly
+		// satisfied; drawn from their own source so the rest of the year stays as it was.
+		rr := rand.New(rand.NewPCG(uint64(k), 5))
+		if rr.IntN(3) > 0 {
+			value := "satisfied"
+			if rr.IntN(6) == 0 {
+				value = "basically_satisfied"
+			}
+			rated := at.Add(time.Duration(1+rr.IntN(47)) * time.Hour).UTC()
+			inc.Rating = &incident.Rating{Value: value, By: worker, At: rated}
+			inc.History = append(inc.History, incident.HistoryEntry{At: rated, By: worker, Action: "rate", From: incident.Closed, To: incident.Closed,
+				Reason: value, Unit: Community})
+			inc.UpdatedAt = rated
+			inc.Version++
+		}
 		out = append(out, inc)
 	}
 	return out

@@ -24,9 +24,12 @@ func TestDemoFigures(t *testing.T) {
 	if c.Closed != Resolved || c.DueToClose < Resolved || c.DueToClose > Incidents || f.OnTimeRate == nil || *f.OnTimeRate < 0.8 || *f.OnTimeRate >= *f.ClosureRate {
 		t.Errorf("closed %d of %d due, on time %v", c.Closed, c.DueToClose, f.OnTimeRate)
 	}
+	if f.SatisfactionRate == nil || c.Rated < Resolved/2 || c.Unsatisfied != 0 || *f.SatisfactionRate != 1 {
+		t.Errorf("ratings: %d of %d closed rated, satisfaction %v", c.Rated, c.Closed, f.SatisfactionRate)
+	}
 	if f.MeanHoursToClose == nil || *f.MeanHoursToClose <= 0 {
 		t.Errorf("mean working hours to close: %v", f.MeanHoursToClose)
 	}
-	t.Logf("demo: %d of %d resolved, closure %.3f, on time %.3f, mean %.1f working hours", c.ResolvedOfReported, c.Reported,
-		*f.ClosureRate, *f.OnTimeRate, *f.MeanHoursToClose)
+	t.Logf("demo: %d of %d resolved, closure %.3f, on time %.3f, mean %.1f working hours, %d rated (%d basically satisfied)",
+		c.ResolvedOfReported, c.Reported, *f.ClosureRate, *f.OnTimeRate, *f.MeanHoursToClose, c.Rated, c.BasicallySatisfied)
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,12 +37,13 @@ const (
 )
 
 type unitDoc struct {
-	ID      string    `bson:"_id"`
-	Name    string    `bson:"name"`
-	Level   int       `bson:"level"`
-	Parent  string    `bson:"parent,omitempty"`
-	Version int64     `bson:"version"`
-	At      time.Time `bson:"at"`
+	ID       string    `bson:"_id"`
+	Name     string    `bson:"name"`
+	Level    int       `bson:"level"`
+	Parent   string    `bson:"parent,omitempty"`
+	Boundary []Vertex  `bson:"boundary,omitempty"`
+	Version  int64     `bson:"version"`
+	At       time.Time `bson:"at"`
 }
 
 type userDoc struct {
@@ -69,6 +72,8 @@ type UnitWire struct {
 	Name   string `json:"name"`
 	Level  int    `json:"level"`
 	Parent string `json:"parent,omitempty"`
+	// Boundary is the unit's outline, where one was given.
+	Boundary []Vertex `json:"boundary,omitempty"`
 }
 
 // Service applies org commands and reads units and users.
@@ -118,7 +123,20 @@ func (s *Service) Register(r *command.Registry) {
 type CreateUnitArgs struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Boundary is the unit's outline (a grid's, drawn on the dashboard's map): 3 to
+	// MaxBoundary vertices, not closed. Creating an existing unit again with the same
+	// name and another boundary replaces the boundary.
+	Boundary []Vertex `json:"boundary,omitempty"`
 }
+
+// Vertex is a point of a boundary (WGS 84 degrees).
+type Vertex struct {
+	Lng float64 `json:"lng" bson:"lng"`
+	Lat float64 `json:"lat" bson:"lat"`
+}
+
+// MaxBoundary is the most vertices of a unit's boundary.
+const MaxBoundary = 2000
 
 // Validate checks the arguments.
 func (a CreateUnitArgs) Validate() error {
@@ -128,6 +146,14 @@ func (a CreateUnitArgs) Validate() error {
 	}
 	if n := utf8.RuneCountInString(strings.TrimSpace(a.Name)); n == 0 || n > 100 {
 		f.Add("name", "1 to 100 characters")
+	}
+	if a.Boundary != nil && (len(a.Boundary) < 3 || len(a.Boundary) > MaxBoundary) {
+		f.Add("boundary", fmt.Sprintf("3 to %d vertices", MaxBoundary))
+	}
+	for _, v := range a.Boundary {
+		if !(v.Lat >= -90 && v.Lat <= 90 && v.Lng >= -180 && v.Lng <= 180) {
+			f.Add("boundary", "vertices of lng -180..180 and lat -90..90")
+		}
 	}
 	return f.Err("invalid_args", "invalid unit")
 }
@@ -165,15 +191,18 @@ func applyCreateUnit(tx *command.Tx, c *command.Command) error {
 	if err != nil {
 		return err
 	}
-	d := unitDoc{ID: a.ID, Name: strings.TrimSpace(a.Name), Level: int(lvl), Parent: parent, Version: 1, At: tx.Now()}
+	d := unitDoc{ID: a.ID, Name: strings.TrimSpace(a.Name), Level: int(lvl), Parent: parent, Boundary: a.Boundary, Version: 1, At: tx.Now()}
 	if exists {
-		if old.Name == d.Name {
+		if old.Name != d.Name {
+			return fault.New(fault.Conflict, "already_exists", "unit "+a.ID+" exists with another name")
+		}
+		if a.Boundary == nil || slices.Equal(old.Boundary, a.Boundary) {
 			return nil // creating the same unit again changes nothing
 		}
-		return fault.New(fault.Conflict, "already_exists", "unit "+a.ID+" exists with another name")
+		d.Version, d.At = old.Version+1, old.At
 	}
 	return tx.Put(command.Record{Coll: UnitColl, ID: d.ID, Version: d.Version, Path: org.PathSubject(d.ID), Doc: d,
-		Wire: UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent}})
+		Wire: UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent, Boundary: d.Boundary}})
 }
 
 // CreateUserArgs are the arguments of org.createUser. The password arrives hashed:
@@ -408,7 +437,7 @@ func (s *Service) Units(ctx context.Context, a org.Actor) ([]UnitWire, error) {
 	out := []UnitWire{}
 	for _, d := range ds {
 		if a.Sees(d.ID) {
-			out = append(out, UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent})
+			out = append(out, UnitWire{ID: d.ID, Name: d.Name, Level: d.Level, Parent: d.Parent, Boundary: d.Boundary})
 		}
 	}
 	return out, nil

@@ -155,3 +155,23 @@ func (s *Store) find(ctx context.Context, filter bson.D, opts *options.FindOptio
 	}
 	return docs, nil
 }
+
+// Each calls fn with every stored incident, in no particular order: a full scan, for
+// rebuilding derived figures offline, never on a request path.
+func Each(ctx context.Context, db *mongo.Database, fn func(*Incident) error) error {
+	cur, err := db.Collection(Coll).Find(ctx, bson.D{}, options.Find().SetBatchSize(2000))
+	if err != nil {
+		return fault.Wrap(err, "scan incidents")
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d doc
+		if err := cur.Decode(&d); err != nil {
+			return fault.Wrap(err, "decode incident")
+		}
+		if err := fn(fromDoc(d)); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}

@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"strings"
+
 	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
@@ -11,7 +13,8 @@ import (
 func FromIncident(inc *incident.Incident) Item {
 	it := Item{ID: inc.ID, Place: inc.ScopeUnit(), Category: inc.Category, Status: string(inc.Status),
 		ReportedAt: inc.CreatedAt, ClosedAt: inc.ClosedAt, DueAt: inc.DueAt, Reopened: inc.Reopens > 0,
-		Overdue: inc.Overdue}
+		Overdue: inc.Overdue, Version: inc.Version, Owner: inc.UnitID, Level: inc.Level, Urgent: inc.Urgent,
+		Summary: summary(inc.Description)}
 	for _, h := range inc.History {
 		switch h.Action {
 		case string(incident.ActAccept), string(incident.ActHandDown), string(incident.ActTakeOver):
@@ -31,4 +34,13 @@ func FromIncident(inc *incident.Incident) Item {
 		it.RatedAt, it.Rating = &at, r.Value
 	}
 	return it
+}
+
+// summary is the first 40 characters of a description.
+func summary(s string) string {
+	r := []rune(strings.Join(strings.Fields(s), " "))
+	if len(r) > 40 {
+		return string(r[:39]) + "…"
+	}
+	return string(r)
 }

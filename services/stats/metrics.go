@@ -31,30 +31,58 @@ type Item struct {
 	Escalated bool // passed to a higher level by a person or a missed urgent deadline
 	Reopened  bool // reopened at least once (verification failed, or rated unsatisfied)
 	Overdue   bool // marked overdue and still open
+
+	// For the list of open overdue items, and to skip stale changes.
+	Version int64
+	Owner   string // the unit that owns it now
+	Level   int
+	Urgent  bool
+	Summary string // the first words of the description
+
+	// WorkSeconds is the working time from first acceptance to close (Measure), kept
+	// with the item so that taking it out of the counters takes out what went in,
+	// whatever the calendar says by then.
+	WorkSeconds int64
+}
+
+// Measure sets the working time to close of a closed item by cal (plain time where
+// the calendar does not cover the span).
+func (it *Item) Measure(cal *workday.Calendar) {
+	it.WorkSeconds = 0
+	if it.Status != "closed" || it.ClosedAt == nil || it.AcceptedAt == nil {
+		return
+	}
+	if d, err := cal.WorkingDuration(*it.AcceptedAt, *it.ClosedAt); err == nil {
+		it.WorkSeconds = int64(d / time.Second)
+	} else {
+		it.WorkSeconds = int64(it.ClosedAt.Sub(*it.AcceptedAt) / time.Second)
+	}
 }
 
 // Counts are counters of a unit for a day, summed over the items of its subtree.
 // Reported, Refused, Duplicates, Escalated and ResolvedOfReported count items by the
 // day they were reported; Accepted, DueToClose, Closed, ClosedOnTime, Reopened and
-// HoursToClose by the day they were first accepted; Rated and its parts by the day of
+// SecondsToClose by the day they were first accepted; Rated and its parts by the day of
 // the rating; OpenOverdue is a gauge (items open and overdue now), kept on no day.
 type Counts struct {
-	Reported           int     `json:"reported" bson:"reported"`
-	Refused            int     `json:"refused" bson:"refused"`
-	Duplicates         int     `json:"duplicates" bson:"duplicates"`
-	Escalated          int     `json:"escalated" bson:"escalated"`
-	ResolvedOfReported int     `json:"resolvedOfReported" bson:"resolvedOfReported"`
-	Accepted           int     `json:"accepted" bson:"accepted"`
-	DueToClose         int     `json:"dueToClose" bson:"dueToClose"`
-	Closed             int     `json:"closed" bson:"closed"`
-	ClosedOnTime       int     `json:"closedOnTime" bson:"closedOnTime"`
-	Reopened           int     `json:"reopened" bson:"reopened"`
-	HoursToClose       float64 `json:"hoursToClose" bson:"hoursToClose"` // working hours, summed
-	Rated              int     `json:"rated" bson:"rated"`
-	Satisfied          int     `json:"satisfied" bson:"satisfied"`
-	BasicallySatisfied int     `json:"basicallySatisfied" bson:"basicallySatisfied"`
-	Unsatisfied        int     `json:"unsatisfied" bson:"unsatisfied"`
-	OpenOverdue        int     `json:"openOverdue" bson:"openOverdue"`
+	Reported           int `json:"reported" bson:"reported,omitempty"`
+	Refused            int `json:"refused" bson:"refused,omitempty"`
+	Duplicates         int `json:"duplicates" bson:"duplicates,omitempty"`
+	Escalated          int `json:"escalated" bson:"escalated,omitempty"`
+	ResolvedOfReported int `json:"resolvedOfReported" bson:"resolvedOfReported,omitempty"`
+	Accepted           int `json:"accepted" bson:"accepted,omitempty"`
+	DueToClose         int `json:"dueToClose" bson:"dueToClose,omitempty"`
+	Closed             int `json:"closed" bson:"closed,omitempty"`
+	ClosedOnTime       int `json:"closedOnTime" bson:"closedOnTime,omitempty"`
+	Reopened           int `json:"reopened" bson:"reopened,omitempty"`
+	// SecondsToClose sums working seconds from acceptance to close: whole numbers, so
+	// counters that add and take away items stay exact.
+	SecondsToClose     int64 `json:"secondsToClose" bson:"secondsToClose,omitempty"`
+	Rated              int   `json:"rated" bson:"rated,omitempty"`
+	Satisfied          int   `json:"satisfied" bson:"satisfied,omitempty"`
+	BasicallySatisfied int   `json:"basicallySatisfied" bson:"basicallySatisfied,omitempty"`
+	Unsatisfied        int   `json:"unsatisfied" bson:"unsatisfied,omitempty"`
+	OpenOverdue        int   `json:"openOverdue" bson:"openOverdue,omitempty"`
 }
 
 // Add adds o to c.
@@ -69,7 +97,7 @@ func (c *Counts) Add(o Counts, sign int) {
 	c.Closed += sign * o.Closed
 	c.ClosedOnTime += sign * o.ClosedOnTime
 	c.Reopened += sign * o.Reopened
-	c.HoursToClose += float64(sign) * o.HoursToClose
+	c.SecondsToClose += int64(sign) * o.SecondsToClose
 	c.Rated += sign * o.Rated
 	c.Satisfied += sign * o.Satisfied
 	c.BasicallySatisfied += sign * o.BasicallySatisfied
@@ -86,8 +114,8 @@ type Part struct {
 // Day is the calendar day of t in Asia/Shanghai.
 func Day(t time.Time) string { return t.In(workday.Location()).Format("2006-01-02") }
 
-// Contribution is what an item adds to its unit's counters, by day.
-func Contribution(it Item, cal *workday.Calendar) []Part {
+// Contribution is what an item (measured) adds to its unit's counters, by day.
+func Contribution(it Item) []Part {
 	var parts []Part
 	rep := Counts{Reported: 1}
 	switch it.Status {
@@ -112,11 +140,7 @@ func Contribution(it Item, cal *workday.Calendar) []Part {
 			if it.DueAt == nil || !it.ClosedAt.After(*it.DueAt) {
 				acc.ClosedOnTime = 1
 			}
-			if d, err := cal.WorkingDuration(*it.AcceptedAt, *it.ClosedAt); err == nil {
-				acc.HoursToClose = d.Hours()
-			} else {
-				acc.HoursToClose = it.ClosedAt.Sub(*it.AcceptedAt).Hours()
-			}
+			acc.SecondsToClose = it.WorkSeconds
 			if it.Reopened {
 				acc.Reopened = 1
 			}
@@ -135,13 +159,14 @@ func Contribution(it Item, cal *workday.Calendar) []Part {
 		}
 		parts = append(parts, Part{Day: Day(*it.RatedAt), Counts: r})
 	}
-	if it.Overdue && open(it.Status) {
+	if it.OpenOverdue() {
 		parts = append(parts, Part{Counts: Counts{OpenOverdue: 1}})
 	}
 	return parts
 }
 
-func open(status string) bool {
+// Open reports whether a status is not final.
+func Open(status string) bool {
 	switch status {
 	case "reported", "accepted", "assigned", "in_progress", "delayed", "resolved":
 		return true
@@ -149,18 +174,21 @@ func open(status string) bool {
 	return false
 }
 
+// OpenOverdue reports whether the item is on the list of open overdue items.
+func (it Item) OpenOverdue() bool { return it.Overdue && Open(it.Status) }
+
 // Figures are the rates of DESIGN §3 with the counts they come from; a rate whose
 // denominator is zero is nil (no figure, rather than 0 % or 100 %).
 type Figures struct {
 	Counts
-	ClosureRate        *float64 `json:"closureRate"`            // closed ÷ due to close
-	OnTimeRate         *float64 `json:"onTimeRate"`             // closed on or before due ÷ due to close
-	SatisfactionRate   *float64 `json:"satisfactionRate"`       // (satisfied + basically) ÷ rated
-	EscalationRate     *float64 `json:"escalationRate"`         // escalated ÷ reported
-	RefusalRate        *float64 `json:"refusalRate"`            // refused ÷ reported
-	ReopenRate         *float64 `json:"reopenRate"`             // reopened ÷ closed (重办率)
-	MeanHoursToClose   *float64 `json:"meanHoursToClose"`       // working hours, acceptance to close
-	ResolvedOfReported *float64 `json:"resolvedOfReportedRate"` // the plain "469 of 476"
+	ClosureRate            *float64 `json:"closureRate"`            // closed ÷ due to close
+	OnTimeRate             *float64 `json:"onTimeRate"`             // closed on or before due ÷ due to close
+	SatisfactionRate       *float64 `json:"satisfactionRate"`       // (satisfied + basically) ÷ rated
+	EscalationRate         *float64 `json:"escalationRate"`         // escalated ÷ reported
+	RefusalRate            *float64 `json:"refusalRate"`            // refused ÷ reported
+	ReopenRate             *float64 `json:"reopenRate"`             // reopened ÷ closed (重办率)
+	MeanHoursToClose       *float64 `json:"meanHoursToClose"`       // working hours, acceptance to close
+	ResolvedOfReportedRate *float64 `json:"resolvedOfReportedRate"` // the plain "469 of 476"
 }
 
 func ratio(a, b float64) *float64 {
@@ -174,15 +202,15 @@ func ratio(a, b float64) *float64 {
 // Rates computes the figures from counts.
 func Rates(c Counts) Figures {
 	return Figures{
-		Counts:             c,
-		ClosureRate:        ratio(float64(c.Closed), float64(c.DueToClose)),
-		OnTimeRate:         ratio(float64(c.ClosedOnTime), float64(c.DueToClose)),
-		SatisfactionRate:   ratio(float64(c.Satisfied+c.BasicallySatisfied), float64(c.Rated)),
-		EscalationRate:     ratio(float64(c.Escalated), float64(c.Reported)),
-		RefusalRate:        ratio(float64(c.Refused), float64(c.Reported)),
-		ReopenRate:         ratio(float64(c.Reopened), float64(c.Closed)),
-		MeanHoursToClose:   ratio(c.HoursToClose, float64(c.Closed)),
-		ResolvedOfReported: ratio(float64(c.ResolvedOfReported), float64(c.Reported)),
+		Counts:                 c,
+		ClosureRate:            ratio(float64(c.Closed), float64(c.DueToClose)),
+		OnTimeRate:             ratio(float64(c.ClosedOnTime), float64(c.DueToClose)),
+		SatisfactionRate:       ratio(float64(c.Satisfied+c.BasicallySatisfied), float64(c.Rated)),
+		EscalationRate:         ratio(float64(c.Escalated), float64(c.Reported)),
+		RefusalRate:            ratio(float64(c.Refused), float64(c.Reported)),
+		ReopenRate:             ratio(float64(c.Reopened), float64(c.Closed)),
+		MeanHoursToClose:       ratio(float64(c.SecondsToClose)/3600, float64(c.Closed)),
+		ResolvedOfReportedRate: ratio(float64(c.ResolvedOfReported), float64(c.Reported)),
 	}
 }
 
@@ -191,7 +219,8 @@ func Rates(c Counts) Figures {
 func Sum(items []Item, cal *workday.Calendar, from, to string) Counts {
 	var c Counts
 	for _, it := range items {
-		for _, p := range Contribution(it, cal) {
+		it.Measure(cal)
+		for _, p := range Contribution(it) {
 			if p.Day == "" || (p.Day >= from && p.Day <= to) {
 				c.Add(p.Counts, 1)
 			}

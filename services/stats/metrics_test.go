@@ -67,7 +67,7 @@ func TestMetricDefinitions(t *testing.T) {
 
 	oct := Sum(items, cal, "2026-10-01", "2026-10-31")
 	want := Counts{Reported: 4, Refused: 1, Duplicates: 1, Escalated: 1, ResolvedOfReported: 1, Accepted: 3, DueToClose: 2,
-		Closed: 1, ClosedOnTime: 0, Reopened: 1, HoursToClose: 42, Rated: 2, Satisfied: 1, BasicallySatisfied: 1, OpenOverdue: 1}
+		Closed: 1, ClosedOnTime: 0, Reopened: 1, SecondsToClose: 42 * 3600, Rated: 2, Satisfied: 1, BasicallySatisfied: 1, OpenOverdue: 1}
 	if oct != want {
 		t.Errorf("October counts:\n got %+v\nwant %+v", oct, want)
 	}
@@ -80,7 +80,7 @@ func TestMetricDefinitions(t *testing.T) {
 		"refusal":            {rate(f.RefusalRate), 0.25},
 		"reopen":             {rate(f.ReopenRate), 1},
 		"mean hours":         {rate(f.MeanHoursToClose), 42},
-		"resolved of report": {rate(f.ResolvedOfReported), 0.25},
+		"resolved of report": {rate(f.ResolvedOfReportedRate), 0.25},
 	} {
 		if !near(c[0], c[1]) {
 			t.Errorf("October %s rate: %v, want %v", name, c[0], c[1])
@@ -89,7 +89,7 @@ func TestMetricDefinitions(t *testing.T) {
 
 	both := Sum(items, cal, "2026-09-01", "2026-10-31")
 	if both.Reported != 6 || both.Accepted != 5 || both.DueToClose != 4 || both.Closed != 3 || both.ClosedOnTime != 1 ||
-		!near(both.HoursToClose, 23+42+216) || both.ResolvedOfReported != 3 {
+		both.SecondsToClose != (23+42+216)*3600 || both.ResolvedOfReported != 3 {
 		t.Errorf("September and October: %+v", both)
 	}
 	if g := Rates(both); !near(rate(g.MeanHoursToClose), 281.0/3) || !near(rate(g.OnTimeRate), 0.25) || !near(rate(g.ClosureRate), 0.75) {

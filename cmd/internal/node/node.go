@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,8 @@ import (
 	"github.com/gridkeeper/gridkeeper/services/household"
 	"github.com/gridkeeper/gridkeeper/services/incident"
 	"github.com/gridkeeper/gridkeeper/services/notify"
+	"github.com/gridkeeper/gridkeeper/services/org"
+	"github.com/gridkeeper/gridkeeper/services/stats"
 	"github.com/gridkeeper/gridkeeper/services/volunteer"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,6 +57,14 @@ type Options struct {
 	// Push tunes the notification pusher (tests: a short AckWait); Logger and Now are
 	// the node's.
 	Push notify.PusherOptions
+	// Stats tunes the statistics projector (tests: a short AckWait, a crash hook).
+	Stats StatsOptions
+}
+
+// StatsOptions tune the statistics projector.
+type StatsOptions struct {
+	AckWait time.Duration
+	Hook    func(stage string)
 }
 
 // Node is one running gridd.
@@ -84,9 +95,13 @@ type Node struct {
 	// Households reads the ledgers (visits due, personal data, the access log).
 	Households *household.Service
 	// Points keeps volunteers, the love-points ledger and the love supermarket.
-	Points  *volunteer.Points
-	App     *fiber.App
-	Metrics *prometheus.Registry
+	Points *volunteer.Points
+	// Projector keeps the dashboard's counters (runs with the applier role); Stats
+	// reads them.
+	Projector *stats.Projector
+	Stats     *stats.Service
+	App       *fiber.App
+	Metrics   *prometheus.Registry
 
 	cancel   context.CancelFunc
 	httpDone chan struct{} // closed at Stop: ends event streams before the HTTP shutdown waits for them
@@ -173,6 +188,12 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		if err := n.Households.RunReminders(runCtx, o.Now, log); err != nil {
 			return nil, err
 		}
+		if err := n.Projector.Run(runCtx); err != nil {
+			return nil, err
+		}
+		n.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gridd_stats_changes_projected_total", Help: "Incident changes counted by the statistics projector.",
+		}, func() float64 { return float64(n.Projector.Projected()) }))
 	}
 	if cfg.HasRole("notifier") {
 		if err := n.startPoker(ctx, runCtx, o); err != nil {
@@ -268,7 +289,7 @@ func (n *Node) indexIDs(ctx context.Context) error {
 	if n.ferret == nil || n.Cfg.PostgreURL != "" {
 		return nil
 	}
-	colls := n.Registry.Collections()
+	colls := append(n.Registry.Collections(), stats.Coll, stats.ItemColl, stats.JournalColl)
 	existing, err := n.DB.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("list collections: %w", err)
@@ -453,13 +474,74 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	n.Projector = &stats.Projector{JS: n.JS, NC: n.NC, DB: n.DB, Names: n.Names, Calendar: n.Incidents.Calendar, Log: n.Log,
+		AckWait: o.Stats.AckWait, Hook: o.Stats.Hook}
+	n.Stats = &stats.Service{DB: n.DB, Now: o.Now,
+		Units: func(ctx context.Context) ([]stats.Unit, error) {
+			us, err := n.Directory.Units(ctx, org.SystemActor("stats"))
+			out := make([]stats.Unit, len(us))
+			for i, u := range us {
+				out[i] = stats.Unit{ID: u.ID, Name: u.Name, Level: u.Level, Parent: u.Parent}
+			}
+			return out, err
+		},
+		CategoryName: func(code, lang string) string {
+			c, ok := n.Incidents.Catalog().Find(code)
+			switch {
+			case !ok:
+				return code
+			case lang == "en":
+				return c.Names.En
+			}
+			return c.Names.Zh
+		}}
 	n.App = mobileapi.New(mobileapi.Deps{
+		Stats: n.Stats, StatsChanged: n.statsChanged, Projector: n.localProjector(),
 		Auth: n.Auth, Sync: n.Sync, Incidents: n.Incidents, Config: n.Config, Directory: n.Directory, Admin: directory.NewAdmin(n.Directory, n.Bus, cfg.BcryptCost, 0), Attachments: attachments,
 		Households: n.Households, Devices: n.Devices, Complaints: complaints,
 		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs, Points: n.Points,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
 	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone, Now: o.Now})
 	return nil
+}
+
+// localProjector is the projector when it runs on this instance (the applier role).
+func (n *Node) localProjector() *stats.Projector {
+	if n.Cfg.HasRole("applier") {
+		return n.Projector
+	}
+	return nil
+}
+
+// statsChanged streams the units whose figures changed, as the projector announces
+// them (on any instance).
+func (n *Node) statsChanged(ctx context.Context) (<-chan []string, error) {
+	raw := make(chan *nats.Msg, 64)
+	sub, err := n.NC.ChanSubscribe(stats.ChangedSubject(n.Names), raw)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan []string, 16)
+	go func() {
+		defer close(out)
+		defer sub.Unsubscribe()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-raw:
+				var units []string
+				if json.Unmarshal(m.Data, &units) != nil {
+					continue
+				}
+				select {
+				case out <- units:
+				default: // a slow reader misses a notice, not the next one
+				}
+			}
+		}
+	}()
+	return out, nil
 }
 
 // shippedRules are the categories and capability matrix in schemas/, in force until

@@ -1,0 +1,539 @@
+package stats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/command"
+	"github.com/gridkeeper/gridkeeper/services/incident"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Durable is the projector's consumer on the change feed.
+const Durable = "stats"
+
+// ChangedSubject is where the projector announces, after each batch, the units whose
+// figures changed (core NATS: every gridd's dashboard streams listen).
+func ChangedSubject(n command.Names) string { return n.Prefix + ".stats.changed" }
+
+// Projector keeps the counters: the single writer of Coll, ItemColl and JournalColl.
+// It reads the change feed's incidents — each message the incident as it is now — and
+// for each newer version takes the item's old contribution out of the counters and
+// puts the new one in, so the counters always equal the sum over the items as they
+// are now (what Rebuild computes from the stored incidents).
+//
+// Crash safety: a batch's results (whole documents, not increments) are written first
+// as one journal document, then to their collections, then the batch is acknowledged.
+// At start the last journal is written again; the redelivered changes are then no
+// newer than the items already counted and are skipped.
+type Projector struct {
+	JS       jetstream.JetStream
+	NC       *nats.Conn
+	DB       *mongo.Database
+	Names    command.Names
+	Calendar func() *workday.Calendar
+	Log      *slog.Logger
+	// Batch is the most changes projected in one write (default 500).
+	Batch int
+	// AckWait is how long a batch may take before it is delivered again (default 30s;
+	// a redelivered change is skipped as counted).
+	AckWait time.Duration
+	// Hook, when set, is called at each stage of a batch ("journaled") — crash tests.
+	Hook func(stage string)
+
+	mu        sync.Mutex // one batch or rebuild at a time
+	cache     map[string]*counterDoc
+	items     map[string]*Item
+	projected atomic.Int64
+	cons      jetstream.Consumer
+}
+
+// Projected is the number of changes counted since start.
+func (p *Projector) Projected() int64 { return p.projected.Load() }
+
+type itemDoc struct {
+	ID   string `bson:"_id"`
+	Item Item   `bson:"item"`
+}
+
+// journalDoc is the projector's last batch (or a rebuild under way).
+type journalDoc struct {
+	ID       string       `bson:"_id"`
+	Seq      uint64       `bson:"seq"`
+	Rebuild  bool         `bson:"rebuild,omitempty"`
+	Counters []counterDoc `bson:"counters,omitempty"`
+	Items    []itemDoc    `bson:"items,omitempty"`
+	Gone     []string     `bson:"gone,omitempty"`
+}
+
+const journalID = "last"
+
+const (
+	cacheDocs  = 50_000
+	cacheItems = 200_000
+)
+
+// Run recovers from the last journal and starts projecting; it returns once the
+// consumer runs and stops with ctx.
+func (p *Projector) Run(ctx context.Context) error {
+	if p.Batch <= 0 {
+		p.Batch = 500
+	}
+	if p.AckWait <= 0 {
+		p.AckWait = 30 * time.Second
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	p.reset()
+	if err := p.recover(ctx); err != nil {
+		return fmt.Errorf("stats projector: %w", err)
+	}
+	stream, err := p.JS.Stream(ctx, p.Names.ChgStream())
+	if err != nil {
+		return fmt.Errorf("stats projector: %w", err)
+	}
+	p.cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Durable,
+		FilterSubject: p.Names.ChgSubject("*.*.*.*.*", incident.Coll, "*"),
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       p.AckWait,
+		MaxAckPending: 100_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("stats projector: %w", err)
+	}
+	go p.loop(ctx)
+	return nil
+}
+
+func (p *Projector) reset() {
+	p.cache = map[string]*counterDoc{}
+	p.items = map[string]*Item{}
+}
+
+// recover writes the last journal again, or redoes an interrupted rebuild.
+func (p *Projector) recover(ctx context.Context) error {
+	var j journalDoc
+	err := p.DB.Collection(JournalColl).FindOne(ctx, bson.D{{Key: "_id", Value: journalID}}).Decode(&j)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.Rebuild {
+		p.Log.Warn("stats: a rebuild was interrupted; rebuilding again")
+		_, err := p.rebuild(ctx)
+		return err
+	}
+	return p.write(ctx, &j)
+}
+
+func (p *Projector) loop(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch, err := p.cons.Fetch(p.Batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				p.Log.Warn("stats: fetch", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		for ctx.Err() == nil {
+			units, err := p.project(ctx, msgs)
+			if err == nil {
+				if err := msgs[len(msgs)-1].Ack(); err != nil {
+					p.Log.Warn("stats: ack", "err", err)
+				}
+				p.announce(units)
+				break
+			}
+			p.Log.Error("stats: batch not projected; retrying", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// announce tells the dashboards which units' figures changed.
+func (p *Projector) announce(units []string) {
+	if p.NC == nil || len(units) == 0 {
+		return
+	}
+	data, _ := json.Marshal(units)
+	_ = p.NC.Publish(ChangedSubject(p.Names), data)
+}
+
+// batch is the documents and items one batch changes.
+type batch struct {
+	ctx   context.Context
+	p     *Projector
+	docs  map[string]*counterDoc
+	items map[string]*Item // nil: deleted
+	err   error
+}
+
+func (b *batch) get(id string) *counterDoc {
+	if d, ok := b.docs[id]; ok {
+		return d
+	}
+	d := &counterDoc{ID: id}
+	if c, ok := b.p.cache[id]; ok {
+		d = c.clone()
+	} else if b.err == nil {
+		err := b.p.DB.Collection(Coll).FindOne(b.ctx, bson.D{{Key: "_id", Value: id}}).Decode(d)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			b.err = err
+		}
+	}
+	b.docs[id] = d
+	return d
+}
+
+func (b *batch) item(id string) *Item {
+	if it, ok := b.items[id]; ok {
+		return it
+	}
+	if it, ok := b.p.items[id]; ok {
+		return it
+	}
+	if b.err != nil {
+		return nil
+	}
+	var d itemDoc
+	err := b.p.DB.Collection(ItemColl).FindOne(b.ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		b.err = err
+		return nil
+	}
+	return &d.Item
+}
+
+func (d *counterDoc) clone() *counterDoc {
+	c := *d
+	c.Cats = slices.Clone(d.Cats)
+	c.Days = slices.Clone(d.Days)
+	c.Months = slices.Clone(d.Months)
+	c.Overdue = slices.Clone(d.Overdue)
+	return &c
+}
+
+// project counts a batch of changes and writes the result; it returns the units whose
+// figures changed.
+func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := &batch{ctx: ctx, p: p, docs: map[string]*counterDoc{}, items: map[string]*Item{}}
+	cal := p.Calendar()
+	var seq uint64
+	for _, m := range msgs {
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		var ch command.Change
+		if err := json.Unmarshal(m.Data(), &ch); err != nil || ch.Collection != incident.Coll {
+			p.Log.Error("stats: change not understood; skipped", "subject", m.Subject(), "err", err)
+			continue
+		}
+		p.change(b, cal, ch)
+	}
+	if b.err != nil {
+		p.reset()
+		return nil, b.err
+	}
+	if err := p.commit(ctx, b, seq); err != nil {
+		p.reset()
+		return nil, err
+	}
+	p.projected.Add(int64(len(msgs)))
+	units := map[string]bool{}
+	for id := range b.docs {
+		u, _, _ := strings.Cut(id, "/")
+		units[u] = true
+	}
+	out := make([]string, 0, len(units))
+	for u := range units {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// change counts one change of an incident.
+func (p *Projector) change(b *batch, cal *workday.Calendar, ch command.Change) {
+	old := b.item(ch.ID)
+	if ch.Op == "del" {
+		if old != nil {
+			count(b, *old, -1)
+			b.items[ch.ID] = nil
+		}
+		return
+	}
+	var inc incident.Incident
+	if err := json.Unmarshal(ch.Doc, &inc); err != nil {
+		p.Log.Error("stats: incident not understood; skipped", "id", ch.ID, "err", err)
+		return
+	}
+	nw := FromIncident(&inc)
+	nw.Measure(cal)
+	if old != nil && old.Version >= nw.Version {
+		return // counted already (a redelivery after a crash)
+	}
+	if old != nil {
+		count(b, *old, -1)
+	}
+	count(b, nw, 1)
+	b.items[ch.ID] = &nw
+}
+
+// commit writes a batch: the journal first, then its documents; the caches follow.
+func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
+	j := journalDoc{ID: journalID, Seq: seq}
+	for _, d := range b.docs {
+		d.tidy()
+		j.Counters = append(j.Counters, *d)
+	}
+	for id, it := range b.items {
+		if it == nil {
+			j.Gone = append(j.Gone, id)
+		} else {
+			j.Items = append(j.Items, itemDoc{ID: id, Item: *it})
+		}
+	}
+	if _, err := p.DB.Collection(JournalColl).ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, j,
+		options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if p.Hook != nil {
+		p.Hook("journaled")
+	}
+	if err := p.write(ctx, &j); err != nil {
+		return err
+	}
+	if len(p.cache)+len(b.docs) > cacheDocs {
+		p.cache = map[string]*counterDoc{}
+	}
+	for id, d := range b.docs {
+		p.cache[id] = d
+	}
+	if len(p.items)+len(b.items) > cacheItems {
+		p.items = map[string]*Item{}
+	}
+	for id, it := range b.items {
+		if it == nil {
+			delete(p.items, id)
+		} else {
+			p.items[id] = it
+		}
+	}
+	return nil
+}
+
+// write applies a journal: whole documents, so writing it twice changes nothing.
+func (p *Projector) write(ctx context.Context, j *journalDoc) error {
+	var models []mongo.WriteModel
+	for _, d := range j.Counters {
+		if d.empty() {
+			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}))
+		} else {
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).
+				SetReplacement(d).SetUpsert(true))
+		}
+	}
+	if err := bulk(ctx, p.DB.Collection(Coll), models); err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
+	models = models[:0]
+	for _, it := range j.Items {
+		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: it.ID}}).
+			SetReplacement(it).SetUpsert(true))
+	}
+	for _, id := range j.Gone {
+		models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}))
+	}
+	if err := bulk(ctx, p.DB.Collection(ItemColl), models); err != nil {
+		return fmt.Errorf("items: %w", err)
+	}
+	return nil
+}
+
+// bulk writes models in chunks, unordered.
+func bulk(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
+	for len(models) > 0 {
+		n := min(len(models), 1000)
+		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false)); err != nil {
+			return err
+		}
+		models = models[n:]
+	}
+	return nil
+}
+
+// CaughtUp reports whether every change published so far has been counted.
+func (p *Projector) CaughtUp(ctx context.Context) (bool, error) {
+	if p.cons == nil {
+		return false, errors.New("stats projector not running")
+	}
+	info, err := p.cons.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0, nil
+}
+
+// RebuildReport says what a rebuild found and did.
+type RebuildReport struct {
+	Items     int `json:"items"`     // incidents counted
+	Documents int `json:"documents"` // counter documents written
+	// Differences is how many counter documents the live counters had otherwise than
+	// the rebuild (0 when the projector was right).
+	Differences int `json:"differences"`
+}
+
+// Rebuild recomputes every counter from the stored incidents, replacing the live ones,
+// and reports how many documents differed. Changes arriving meanwhile wait; those
+// already in the stored incidents are then skipped as counted.
+func (p *Projector) Rebuild(ctx context.Context) (*RebuildReport, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rebuild(ctx)
+}
+
+type memDocs map[string]*counterDoc
+
+func (m memDocs) get(id string) *counterDoc {
+	d, ok := m[id]
+	if !ok {
+		d = &counterDoc{ID: id}
+		m[id] = d
+	}
+	return d
+}
+
+func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
+	p.reset()
+	jc := p.DB.Collection(JournalColl)
+	if _, err := jc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, journalDoc{ID: journalID, Rebuild: true},
+		options.Replace().SetUpsert(true)); err != nil {
+		return nil, err
+	}
+	cal := p.Calendar()
+	mem := memDocs{}
+	var items []mongo.WriteModel
+	r := &RebuildReport{}
+	err := incident.Each(ctx, p.DB, func(inc *incident.Incident) error {
+		it := FromIncident(inc)
+		it.Measure(cal)
+		count(mem, it, 1)
+		items = append(items, mongo.NewInsertOneModel().SetDocument(itemDoc{ID: it.ID, Item: it}))
+		r.Items++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	stored, err := all(ctx, p.DB.Collection(Coll))
+	if err != nil {
+		return nil, err
+	}
+	var models []mongo.WriteModel
+	for id, d := range mem {
+		d.tidy()
+		if d.empty() {
+			delete(mem, id)
+			continue
+		}
+		if !same(d, stored[id]) {
+			r.Differences++
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).
+				SetReplacement(d).SetUpsert(true))
+		}
+	}
+	for id := range stored {
+		if mem[id] == nil {
+			r.Differences++
+			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}))
+		}
+	}
+	r.Documents = len(mem)
+	if err := bulk(ctx, p.DB.Collection(Coll), models); err != nil {
+		return nil, err
+	}
+	if _, err := p.DB.Collection(ItemColl).DeleteMany(ctx, bson.D{}); err != nil {
+		return nil, err
+	}
+	if err := bulk(ctx, p.DB.Collection(ItemColl), items); err != nil {
+		return nil, err
+	}
+	if _, err := jc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, journalDoc{ID: journalID},
+		options.Replace().SetUpsert(true)); err != nil {
+		return nil, err
+	}
+	p.Log.Info("stats rebuilt", "items", r.Items, "documents", r.Documents, "differences", r.Differences)
+	return r, nil
+}
+
+// all reads every counter document (the rebuild's comparison; never on a request).
+func all(ctx context.Context, c *mongo.Collection) (map[string]*counterDoc, error) {
+	cur, err := c.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	var ds []*counterDoc
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*counterDoc, len(ds))
+	for _, d := range ds {
+		out[d.ID] = d
+	}
+	return out, nil
+}
+
+// same compares a computed document with a stored one as stored.
+func same(d, stored *counterDoc) bool {
+	if stored == nil {
+		return false
+	}
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		return false
+	}
+	var back counterDoc
+	if bson.Unmarshal(raw, &back) != nil {
+		return false
+	}
+	return reflect.DeepEqual(&back, stored)
+}
