@@ -7,8 +7,9 @@ PKGS := ./...
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
 
-test: ## the test suite, as CI runs it
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+test: ## the test suite, as CI runs it (screenshots and other artifacts in .test-output/)
+	mkdir -p .test-output
+	$(GO) test -race -count=1 -timeout 30m -artifacts -outputdir $(CURDIR)/.test-output $(PKGS)
 
 test-short: ## without the race detector (faster while editing)
 	$(GO) test -count=1 $(PKGS)

@@ -75,6 +75,8 @@ type Options struct {
 	PokeInterval time.Duration
 	// Done closes when the server shuts down (ends event streams).
 	Done <-chan struct{}
+	// SyntheticStats allows POST /v1/admin/stats/synthetic (benchmarks only).
+	SyntheticStats bool
 	// Now is the clock of computed answers such as due visits (time.Now when nil).
 	Now func() time.Time
 }
@@ -197,6 +199,7 @@ func (s *server) routes(app *fiber.App) {
 	admin.Get("/calendar", s.getCalendar)
 	admin.Put("/calendar/:year", s.putCalendarYear)
 	admin.Post("/stats/rebuild", s.rebuildStats)
+	admin.Post("/stats/synthetic", s.syntheticStats)
 }
 
 const (

@@ -162,3 +162,50 @@ func (s *server) rebuildStats(c *fiber.Ctx) error {
 	}
 	return c.JSON(r)
 }
+
+type syntheticRequest struct {
+	Unit  string `json:"unit"`
+	Items int    `json:"items"`
+	Year  int    `json:"year"`
+	Seed  uint64 `json:"seed"`
+}
+
+// syntheticStats answers POST /v1/admin/stats/synthetic: made-up items counted into
+// the figures of a unit's grids, for benchmarks; refused unless the server allows it.
+func (s *server) syntheticStats(c *fiber.Ctx) error {
+	if !s.opt.SyntheticStats {
+		return fault.New(fault.Forbidden, "forbidden", "synthetic figures are off (GRID_STATS_SYNTHETIC)")
+	}
+	if s.Projector == nil {
+		return fault.New(fault.Unavailable, "unavailable", "the statistics projector does not run on this instance")
+	}
+	var r syntheticRequest
+	if err := s.decode(c, &r); err != nil {
+		return err
+	}
+	unit, err := actorOf(c).Area(r.Unit)
+	if err != nil {
+		return err
+	}
+	if r.Items < 1 || r.Items > 10_000_000 || r.Year < 2000 || r.Year > 2100 {
+		return fault.New(fault.Invalid, "invalid_request", "items: 1 to 10,000,000; year: 2000 to 2100")
+	}
+	grids, err := s.Stats.Grids(c.UserContext(), unit)
+	if err != nil {
+		return err
+	}
+	if len(grids) == 0 {
+		return fault.New(fault.Invalid, "invalid_request", "unit: no grids below it")
+	}
+	var cats []string
+	for _, cat := range s.Incidents.Catalog().All() {
+		for _, sub := range cat.Subcategories {
+			cats = append(cats, sub.Code)
+		}
+	}
+	rep, err := s.Projector.Synthesize(c.UserContext(), stats.Synthetic{Grids: grids, Categories: cats, Items: r.Items, Year: r.Year, Seed: r.Seed})
+	if err != nil {
+		return fault.Wrap(err, "synthetic figures")
+	}
+	return c.JSON(rep)
+}

@@ -47,6 +47,13 @@ Usage:
   gridctl [flags] keys new                   print a fresh data key (64 hex digits) for GRID_DATA_KEY
   gridctl [flags] keys reseal                after rotating GRID_DATA_KEY: move every stored ID-card and
                                              phone number to the new key (then drop the old one)
+  gridctl [flags] stats show [--unit CODE] [--from DAY] [--to DAY] [--csv TABLE]
+                                             the dashboard's figures of a unit and its units below
+  gridctl [flags] stats rebuild              recompute every figure from the stored incidents; says how
+                                             many counters differed from the live ones
+  gridctl [flags] stats generate --district CODE [--items N --year Y --streets S --communities C --grids G]
+                                             benchmarks: make a district and count made-up items into its
+                                             figures (needs GRID_STATS_SYNTHETIC=true on the server)
   gridctl [flags] fleet [--devices N --duration D --reports N …]  simulate handsets, check they converge
 
 Unit codes: district 6 digits (a city is the district's first 4 + "00"), street +3,
@@ -185,6 +192,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	default:
 		if rest[0] == "export" {
 			err = c.export(rest[1:], stdout, stderr)
+			break
+		}
+		if rest[0] == "stats" {
+			err = c.stats(rest[1:], stdout, stderr)
 			break
 		}
 		if rest[0] == "fleet" {

@@ -227,3 +227,19 @@ func num(p *float64) string {
 	}
 	return fmt.Sprintf("%.1f", *p)
 }
+
+// Grids lists the grids in unit's subtree (for synthetic figures).
+func (s *Service) Grids(ctx context.Context, unit string) ([]string, error) {
+	units, _, err := s.tree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for id, u := range units {
+		if u.Level == 1 && org.Contains(unit, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

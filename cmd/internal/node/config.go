@@ -38,6 +38,7 @@ type Config struct {
 	BcryptCost     int           `env:"GRID_BCRYPT_COST" default:"11" help:"bcrypt cost for password hashes"`
 	AdminPassword  string        `env:"GRID_ADMIN_PASSWORD" secret:"true" help:"password of the bootstrap 'admin' user made when no user exists and the demo is off; empty generates and prints one"`
 	Demo           bool          `env:"GRID_DEMO" default:"true" help:"seed the demo city on first start (--demo=false or --no-demo turns it off)"`
+	StatsSynthetic bool          `env:"GRID_STATS_SYNTHETIC" default:"false" help:"let an admin count made-up items into the dashboard's figures (gridctl stats generate; benchmarks only)"`
 	DemoPassword   string        `env:"GRID_DEMO_PASSWORD" default:"gridkeeper" secret:"true" help:"password of the demo logins"`
 	PushWait       time.Duration `env:"GRID_PUSH_WAIT" default:"2s" help:"how long a push waits for outcomes before answering pending"`
 	MaxOffline     time.Duration `env:"GRID_MAX_OFFLINE" default:"168h" help:"how far back a queued mutation's clientTime is believed when judging it by its author's unit then"`

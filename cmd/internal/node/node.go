@@ -501,7 +501,7 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 		Households: n.Households, Devices: n.Devices, Complaints: complaints,
 		Inbox: notify.Inbox{DB: n.DB}, Prefs: n.Prefs, Points: n.Points,
 		Ready: n.Ready, Metrics: n.Metrics, Logger: n.Log,
-	}, mobileapi.Options{MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone, Now: o.Now})
+	}, mobileapi.Options{SyntheticStats: cfg.StatsSynthetic, MaxBody: cfg.MaxBody, MaxAttachment: cfg.AttachMax, PokeInterval: cfg.PokeInterval, Done: n.httpDone, Now: o.Now})
 	return nil
 }
 
