@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridkeeper/gridkeeper/cmd/internal/node"
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
 	"github.com/gridkeeper/gridkeeper/services/org"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -149,4 +150,75 @@ func firstSync(b *testing.B, h *nodetest.Harness, dir string) float64 {
 		b.Fatalf("first sync: %d households, want 1000", got)
 	}
 	return ms
+}
+
+// BenchmarkStatsAPI generates a district of 8 streets × 10 communities × 8 grids with
+// `gridctl stats generate` and 1,000,000 items in 2025 counted into its figures, then
+// times GET /v1/stats as a city leader: the district over the year, a street over a
+// half year that starts and ends mid-month (day documents for its categories), and a
+// grid over a month; beside the floor of one counter document read by _id. Three
+// rounds of 200 requests each; medians of the rounds.
+func BenchmarkStatsAPI(b *testing.B) {
+	h := nodetest.StartEmbedded(b, b.TempDir(), func(c *node.Config, o *node.Options) { c.StatsSynthetic = true })
+	h.Org(1)
+	start := time.Now()
+	code, out, errOut := ctl(h, "admin", "stats", "generate", "--district", "110106", "--items", "1000000", "--year", "2025")
+	if code != 0 {
+		b.Fatalf("generate: %s %s", out, errOut)
+	}
+	b.Logf("%sgenerated in %v", out, time.Since(start).Round(time.Second))
+	city := h.Login("city", "bench-dashboard")
+	queries := map[string]string{
+		"district-year":    "unit=110106&from=2025-01-01&to=2025-12-31",
+		"street-half-year": "unit=110106003&from=2025-03-15&to=2025-09-14",
+		"grid-month":       "unit=110106003004005&from=2025-06-01&to=2025-06-30",
+	}
+	var check struct{ Reported int }
+	if st := city.Do("GET", "/v1/stats?"+queries["district-year"], nil, &check); st != 200 || check.Reported != 1000000 {
+		b.Fatalf("district: %d %d", st, check.Reported)
+	}
+	for name, q := range queries {
+		var p50s, p99s []float64
+		for round := 0; round < 3; round++ {
+			var lat []time.Duration
+			for i := 0; i < 200; i++ {
+				t0 := time.Now()
+				if st, _ := city.Raw("GET", "/v1/stats?"+q, nil, nil); st != 200 {
+					b.Fatalf("%s: %d", name, st)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			p50s = append(p50s, ms(percentile(lat, 0.5)))
+			p99s = append(p99s, ms(percentile(lat, 0.99)))
+		}
+		b.ReportMetric(median(p50s), name+"-p50-ms")
+		b.ReportMetric(median(p99s), name+"-p99-ms")
+	}
+	// The floor: one counter document by _id (the district's year), as the API reads it.
+	coll := h.Node.DB.Collection("stats")
+	var p50s, p99s []float64
+	for round := 0; round < 3; round++ {
+		var lat []time.Duration
+		for i := 0; i < 200; i++ {
+			t0 := time.Now()
+			if err := coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: "110106/y/2025"}}).Err(); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		p50s = append(p50s, ms(percentile(lat, 0.5)))
+		p99s = append(p99s, ms(percentile(lat, 0.99)))
+	}
+	b.ReportMetric(median(p50s), "raw-read-by-id-p50-ms")
+	b.ReportMetric(median(p99s), "raw-read-by-id-p99-ms")
+	n, _ := coll.CountDocuments(context.Background(), bson.D{})
+	b.Logf("counter documents: %d", n)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
 }

@@ -16,6 +16,7 @@ func (c *client) stats(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("usage: gridctl stats show|rebuild|generate")
 	}
+	c.http.Timeout = 30 * time.Minute // a rebuild or a generated year of a district takes a while
 	switch args[0] {
 	case "rebuild":
 		var r struct{ Items, Documents, Differences int }

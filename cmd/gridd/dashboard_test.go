@@ -70,7 +70,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	waitText := func(sel, want string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(60 * time.Second) // the first start projects the demo year
 		for {
 			got := text(sel)
 			if got == want {

@@ -117,6 +117,7 @@ func printWelcome(w io.Writer, cfg node.Config, addr string) {
 	fmt.Fprintf(&b, "\nGridkeeper is running: %s\n", base)
 	fmt.Fprintf(&b, "  health   %s/healthz   ready %s/readyz   metrics %s/metrics\n", base, base, base)
 	fmt.Fprintf(&b, "  API      %s/v1/ (see README.md for a curl walk-through)\n", base)
+	fmt.Fprintf(&b, "  dashboard %s/dashboard/ (log in as district, street or city)\n", base)
 	if cfg.Demo {
 		fmt.Fprintf(&b, "\nDemo logins (password from GRID_DEMO_PASSWORD, default %q):\n", "gridkeeper")
 		for _, l := range demo.Logins {

@@ -78,6 +78,9 @@ type journalDoc struct {
 	Counters []counterDoc `bson:"counters,omitempty"`
 	Items    []itemDoc    `bson:"items,omitempty"`
 	Gone     []string     `bson:"gone,omitempty"`
+	// Fresh names the counters and items not stored before this batch: inserted (far
+	// faster than upserts on FerretDB), except when a journal is written again.
+	Fresh []string `bson:"fresh,omitempty"`
 }
 
 const journalID = "last"
@@ -142,7 +145,7 @@ func (p *Projector) recover(ctx context.Context) error {
 		_, err := p.rebuild(ctx)
 		return err
 	}
-	return p.write(ctx, &j)
+	return p.write(ctx, &j, true)
 }
 
 func (p *Projector) loop(ctx context.Context) {
@@ -162,17 +165,25 @@ func (p *Projector) loop(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		for ctx.Err() == nil {
-			units, err := p.project(ctx, msgs)
-			if err == nil {
-				if err := msgs[len(msgs)-1].Ack(); err != nil {
-					p.Log.Warn("stats: ack", "err", err)
+		for len(msgs) > 0 && ctx.Err() == nil {
+			n, units, err := p.project(ctx, msgs)
+			if err != nil {
+				p.Log.Error("stats: batch not projected; retrying", "err", err)
+				sleep(ctx, time.Second)
+				// Part of the batch may be stored: its journal, written again, makes
+				// the counters whole before the changes are counted once more.
+				p.mu.Lock()
+				if err := p.recover(ctx); err != nil {
+					p.Log.Error("stats: journal not written again", "err", err)
 				}
-				p.announce(units)
-				break
+				p.mu.Unlock()
+				continue
 			}
-			p.Log.Error("stats: batch not projected; retrying", "err", err)
-			sleep(ctx, time.Second)
+			if err := msgs[n-1].Ack(); err != nil {
+				p.Log.Warn("stats: ack", "err", err)
+			}
+			p.announce(units)
+			msgs = msgs[n:]
 		}
 	}
 }
@@ -193,14 +204,23 @@ func (p *Projector) announce(units []string) {
 	_ = p.NC.Publish(ChangedSubject(p.Names), data)
 }
 
-// batch is the documents and items one batch changes.
+// batch is the documents and items one batch changes; fresh ones are not stored yet.
 type batch struct {
-	ctx   context.Context
-	p     *Projector
-	docs  map[string]*counterDoc
-	items map[string]*Item // nil: deleted
-	err   error
+	ctx        context.Context
+	p          *Projector
+	docs       map[string]*counterDoc
+	items      map[string]*Item // nil: deleted
+	fresh      map[string]bool  // counter documents not stored yet
+	freshItems map[string]bool
+	err        error
 }
+
+// A batch ends at whichever limit comes first, so its journal stays small: a year of
+// history arriving at once (a first start, an import) touches hundreds of days.
+const (
+	batchDocs  = 1000
+	batchItems = 1000
+)
 
 func (b *batch) get(id string) *counterDoc {
 	if d, ok := b.docs[id]; ok {
@@ -211,7 +231,10 @@ func (b *batch) get(id string) *counterDoc {
 		d = c.clone()
 	} else if b.err == nil {
 		err := b.p.DB.Collection(Coll).FindOne(b.ctx, bson.D{{Key: "_id", Value: id}}).Decode(d)
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			b.fresh[id] = true
+		case err != nil:
 			b.err = err
 		}
 	}
@@ -232,6 +255,7 @@ func (b *batch) item(id string) *Item {
 	var d itemDoc
 	err := b.p.DB.Collection(ItemColl).FindOne(b.ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		b.freshItems[id] = true
 		return nil
 	}
 	if err != nil {
@@ -250,15 +274,21 @@ func (d *counterDoc) clone() *counterDoc {
 	return &c
 }
 
-// project counts a batch of changes and writes the result; it returns the units whose
-// figures changed.
-func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) ([]string, error) {
+// project counts changes from the start of msgs and writes the result; it returns how
+// many it took (at least one) and the units whose figures changed.
+func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) (int, []string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b := &batch{ctx: ctx, p: p, docs: map[string]*counterDoc{}, items: map[string]*Item{}}
+	b := &batch{ctx: ctx, p: p, docs: map[string]*counterDoc{}, items: map[string]*Item{},
+		fresh: map[string]bool{}, freshItems: map[string]bool{}}
 	cal := p.Calendar()
 	var seq uint64
+	taken := 0
 	for _, m := range msgs {
+		if taken > 0 && (len(b.docs) >= batchDocs || len(b.items) >= batchItems) {
+			break
+		}
+		taken++
 		if md, err := m.Metadata(); err == nil {
 			seq = md.Sequence.Stream
 		}
@@ -271,13 +301,13 @@ func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) ([]string
 	}
 	if b.err != nil {
 		p.reset()
-		return nil, b.err
+		return 0, nil, b.err
 	}
 	if err := p.commit(ctx, b, seq); err != nil {
 		p.reset()
-		return nil, err
+		return 0, nil, err
 	}
-	p.projected.Add(int64(len(msgs)))
+	p.projected.Add(int64(taken))
 	units := map[string]bool{}
 	for id := range b.docs {
 		u, _, _ := strings.Cut(id, "/")
@@ -288,7 +318,7 @@ func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) ([]string
 		out = append(out, u)
 	}
 	slices.Sort(out)
-	return out, nil
+	return taken, out, nil
 }
 
 // change counts one change of an incident.
@@ -321,15 +351,26 @@ func (p *Projector) change(b *batch, cal *workday.Calendar, ch command.Change) {
 // commit writes a batch: the journal first, then its documents; the caches follow.
 func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
 	j := journalDoc{ID: journalID, Seq: seq}
-	for _, d := range b.docs {
+	for id, d := range b.docs {
 		d.tidy()
+		if b.fresh[id] && d.empty() {
+			continue // made and emptied in one batch: nothing to store or delete
+		}
 		j.Counters = append(j.Counters, *d)
+		if b.fresh[id] {
+			j.Fresh = append(j.Fresh, id)
+		}
 	}
 	for id, it := range b.items {
-		if it == nil {
+		switch {
+		case it == nil && b.freshItems[id]:
+		case it == nil:
 			j.Gone = append(j.Gone, id)
-		} else {
+		default:
 			j.Items = append(j.Items, itemDoc{ID: id, Item: *it})
+			if b.freshItems[id] {
+				j.Fresh = append(j.Fresh, "item:"+id)
+			}
 		}
 	}
 	if _, err := p.DB.Collection(JournalColl).ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, j,
@@ -339,14 +380,18 @@ func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
 	if p.Hook != nil {
 		p.Hook("journaled")
 	}
-	if err := p.write(ctx, &j); err != nil {
+	if err := p.write(ctx, &j, false); err != nil {
 		return err
 	}
 	if len(p.cache)+len(b.docs) > cacheDocs {
 		p.cache = map[string]*counterDoc{}
 	}
 	for id, d := range b.docs {
-		p.cache[id] = d
+		if d.empty() {
+			delete(p.cache, id) // deleted: the next change finds it fresh
+		} else {
+			p.cache[id] = d
+		}
 	}
 	if len(p.items)+len(b.items) > cacheItems {
 		p.items = map[string]*Item{}
@@ -361,24 +406,45 @@ func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
 	return nil
 }
 
-// write applies a journal: whole documents, so writing it twice changes nothing.
-func (p *Projector) write(ctx context.Context, j *journalDoc) error {
+// write applies a journal: whole documents, so writing it again changes nothing
+// (again: every document upserted, since some may be stored already).
+func (p *Projector) write(ctx context.Context, j *journalDoc, again bool) error {
+	fresh := map[string]bool{}
+	if !again {
+		for _, id := range j.Fresh {
+			fresh[id] = true
+		}
+	}
 	var models []mongo.WriteModel
+	var inserts []any
 	for _, d := range j.Counters {
-		if d.empty() {
+		switch {
+		case d.empty():
 			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}))
-		} else {
+		case fresh[d.ID]:
+			inserts = append(inserts, d)
+		default:
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).
 				SetReplacement(d).SetUpsert(true))
 		}
 	}
+	if err := insert(ctx, p.DB.Collection(Coll), inserts); err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
 	if err := bulk(ctx, p.DB.Collection(Coll), models); err != nil {
 		return fmt.Errorf("counters: %w", err)
 	}
-	models = models[:0]
+	models, inserts = models[:0], inserts[:0]
 	for _, it := range j.Items {
+		if fresh["item:"+it.ID] {
+			inserts = append(inserts, it)
+			continue
+		}
 		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: it.ID}}).
 			SetReplacement(it).SetUpsert(true))
+	}
+	if err := insert(ctx, p.DB.Collection(ItemColl), inserts); err != nil {
+		return fmt.Errorf("items: %w", err)
 	}
 	for _, id := range j.Gone {
 		models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}))
@@ -480,32 +546,30 @@ func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	var models []mongo.WriteModel
-	var fresh []any
+	// Compared first, then replaced whole: emptied and filled again (fast on any
+	// backend; an interrupted rebuild is run again at start).
+	docs := make([]any, 0, len(mem))
 	for id, d := range mem {
 		d.tidy()
-		switch {
-		case d.empty():
+		if d.empty() {
 			delete(mem, id)
-		case stored[id] == nil:
-			r.Differences++
-			fresh = append(fresh, d)
-		case !same(d, stored[id]):
-			r.Differences++
-			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(d))
+			continue
 		}
+		if !same(d, stored[id]) {
+			r.Differences++
+		}
+		docs = append(docs, d)
 	}
 	for id := range stored {
 		if mem[id] == nil {
 			r.Differences++
-			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}))
 		}
 	}
 	r.Documents = len(mem)
-	if err := bulk(ctx, p.DB.Collection(Coll), models); err != nil {
+	if _, err := p.DB.Collection(Coll).DeleteMany(ctx, bson.D{}); err != nil {
 		return nil, err
 	}
-	if err := insert(ctx, p.DB.Collection(Coll), fresh); err != nil {
+	if err := insert(ctx, p.DB.Collection(Coll), docs); err != nil {
 		return nil, err
 	}
 	if _, err := p.DB.Collection(ItemColl).DeleteMany(ctx, bson.D{}); err != nil {
