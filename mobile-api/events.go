@@ -27,6 +27,27 @@ func (s *server) events(c *fiber.Ctx) error {
 		cancel()
 		return err
 	}
+	const poke = "event: sync\ndata: {\"type\":\"sync\"}\n\n"
+	msgs := make(chan string)
+	go func() {
+		defer close(msgs)
+		for range pokes {
+			select {
+			case msgs <- poke:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// A poke on connect: whatever changed while the client was away is pulled now.
+	s.holdStream(c, cancel, poke, msgs)
+	return nil
+}
+
+// holdStream answers with a server-sent event stream: the retry hint and hello, then
+// each message of msgs as it comes, a comment line as heartbeat when idle, until msgs
+// closes, the stream's life ends or the server stops; cancel is called at the end.
+func (s *server) holdStream(c *fiber.Ctx, cancel context.CancelFunc, hello string, msgs <-chan string) {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderConnection, "keep-alive")
@@ -38,17 +59,16 @@ func (s *server) events(c *fiber.Ctx) error {
 		defer tick.Stop()
 		life := time.NewTimer(streamLife)
 		defer life.Stop()
-		// A poke on connect: whatever changed while the client was away is pulled now.
-		if _, err := w.WriteString("retry: 2000\n: connected\n\nevent: sync\ndata: {\"type\":\"sync\"}\n\n"); err != nil || w.Flush() != nil {
+		if _, err := w.WriteString("retry: 2000\n: connected\n\n" + hello); err != nil || w.Flush() != nil {
 			return
 		}
 		for {
 			select {
-			case _, ok := <-pokes:
+			case m, ok := <-msgs:
 				if !ok {
 					return
 				}
-				if _, err := w.WriteString("event: sync\ndata: {\"type\":\"sync\"}\n\n"); err != nil {
+				if _, err := w.WriteString(m); err != nil {
 					return
 				}
 			case <-tick.C:
@@ -65,5 +85,4 @@ func (s *server) events(c *fiber.Ctx) error {
 			}
 		}
 	})
-	return nil
 }

@@ -1,7 +1,6 @@
 package mobileapi
 
 import (
-	"bufio"
 	"context"
 	"embed"
 	"encoding/csv"
@@ -103,19 +102,9 @@ func (s *server) statsEvents(c *fiber.Ctx) error {
 		cancel()
 		return err
 	}
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		tick := time.NewTicker(heartbeat)
-		defer tick.Stop()
-		life := time.NewTimer(streamLife)
-		defer life.Stop()
-		if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil || w.Flush() != nil {
-			return
-		}
+	msgs := make(chan string)
+	go func() {
+		defer close(msgs)
 		var pending <-chan time.Time
 		for {
 			select {
@@ -126,27 +115,20 @@ func (s *server) statsEvents(c *fiber.Ctx) error {
 				if pending == nil && slices.Contains(units, unit) {
 					pending = time.After(time.Second)
 				}
-				continue
 			case <-pending:
 				pending = nil
 				data, _ := json.Marshal(map[string]string{"unit": unit, "at": time.Now().UTC().Format(time.RFC3339)})
-				if _, err := w.WriteString("event: stats\ndata: " + string(data) + "\n\n"); err != nil {
+				select {
+				case msgs <- "event: stats\ndata: " + string(data) + "\n\n":
+				case <-ctx.Done():
 					return
 				}
-			case <-tick.C:
-				if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
-					return
-				}
-			case <-life.C:
-				return
-			case <-s.done:
-				return
-			}
-			if err := w.Flush(); err != nil {
+			case <-ctx.Done():
 				return
 			}
 		}
-	})
+	}()
+	s.holdStream(c, cancel, "", msgs)
 	return nil
 }
 

@@ -211,8 +211,6 @@ func BenchmarkStatsAPI(b *testing.B) {
 	}
 	b.ReportMetric(median(p50s), "raw-read-by-id-p50-ms")
 	b.ReportMetric(median(p99s), "raw-read-by-id-p99-ms")
-	n, _ := coll.CountDocuments(context.Background(), bson.D{})
-	b.Logf("counter documents: %d", n)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -113,26 +113,24 @@ func count(ds docs, it Item, sign int) {
 	parts := Contribution(it)
 	for _, u := range Units(it.Place) {
 		for _, p := range parts {
-			if p.Day == "" {
-				d := ds.get(nowID(u))
+			bump := func(id string) *counterDoc {
+				d := ds.get(id)
 				d.Total.Add(p.Counts, sign)
 				d.cat(it.Category).Add(p.Counts, sign)
+				return d
+			}
+			if p.Day == "" {
+				bump(nowID(u))
 				continue
 			}
-			day := ds.get(dayID(u, p.Day))
-			day.Total.Add(p.Counts, sign)
-			day.cat(it.Category).Add(p.Counts, sign)
-			m := ds.get(monthID(u, p.Day[:7]))
-			m.Total.Add(p.Counts, sign)
-			m.cat(it.Category).Add(p.Counts, sign)
+			bump(dayID(u, p.Day))
+			m := bump(monthID(u, p.Day[:7]))
 			if m.Days == nil {
 				m.Days = make([]Counts, 31)
 			}
 			dd, _ := strconv.Atoi(p.Day[8:10])
 			m.Days[dd-1].Add(p.Counts, sign)
-			y := ds.get(yearID(u, p.Day[:4]))
-			y.Total.Add(p.Counts, sign)
-			y.cat(it.Category).Add(p.Counts, sign)
+			y := bump(yearID(u, p.Day[:4]))
 			if y.Months == nil {
 				y.Months = make([]Counts, 12)
 			}

@@ -59,30 +59,31 @@ func (it *Item) Measure(cal *workday.Calendar) {
 	}
 }
 
-// Counts are counters of a unit for a day, summed over the items of its subtree.
+// Counts are counters of a unit for a day (stored under two-letter names: a month's
+// counters hold a few hundred of them, and reads by _id cost by the size), summed over the items of its subtree.
 // Reported, Refused, Duplicates, Escalated and ResolvedOfReported count items by the
 // day they were reported; Accepted, DueToClose, Closed, ClosedOnTime, Reopened and
 // SecondsToClose by the day they were first accepted; Rated and its parts by the day of
 // the rating; OpenOverdue is a gauge (items open and overdue now), kept on no day.
 type Counts struct {
-	Reported           int `json:"reported" bson:"reported,omitempty"`
-	Refused            int `json:"refused" bson:"refused,omitempty"`
-	Duplicates         int `json:"duplicates" bson:"duplicates,omitempty"`
-	Escalated          int `json:"escalated" bson:"escalated,omitempty"`
-	ResolvedOfReported int `json:"resolvedOfReported" bson:"resolvedOfReported,omitempty"`
-	Accepted           int `json:"accepted" bson:"accepted,omitempty"`
-	DueToClose         int `json:"dueToClose" bson:"dueToClose,omitempty"`
-	Closed             int `json:"closed" bson:"closed,omitempty"`
-	ClosedOnTime       int `json:"closedOnTime" bson:"closedOnTime,omitempty"`
-	Reopened           int `json:"reopened" bson:"reopened,omitempty"`
+	Reported           int `json:"reported" bson:"rp,omitempty"`
+	Refused            int `json:"refused" bson:"rf,omitempty"`
+	Duplicates         int `json:"duplicates" bson:"dp,omitempty"`
+	Escalated          int `json:"escalated" bson:"es,omitempty"`
+	ResolvedOfReported int `json:"resolvedOfReported" bson:"rr,omitempty"`
+	Accepted           int `json:"accepted" bson:"ac,omitempty"`
+	DueToClose         int `json:"dueToClose" bson:"dc,omitempty"`
+	Closed             int `json:"closed" bson:"cl,omitempty"`
+	ClosedOnTime       int `json:"closedOnTime" bson:"ct,omitempty"`
+	Reopened           int `json:"reopened" bson:"ro,omitempty"`
 	// SecondsToClose sums working seconds from acceptance to close: whole numbers, so
 	// counters that add and take away items stay exact.
-	SecondsToClose     int64 `json:"secondsToClose" bson:"secondsToClose,omitempty"`
-	Rated              int   `json:"rated" bson:"rated,omitempty"`
-	Satisfied          int   `json:"satisfied" bson:"satisfied,omitempty"`
-	BasicallySatisfied int   `json:"basicallySatisfied" bson:"basicallySatisfied,omitempty"`
-	Unsatisfied        int   `json:"unsatisfied" bson:"unsatisfied,omitempty"`
-	OpenOverdue        int   `json:"openOverdue" bson:"openOverdue,omitempty"`
+	SecondsToClose     int64 `json:"secondsToClose" bson:"sc,omitempty"`
+	Rated              int   `json:"rated" bson:"ra,omitempty"`
+	Satisfied          int   `json:"satisfied" bson:"sa,omitempty"`
+	BasicallySatisfied int   `json:"basicallySatisfied" bson:"bs,omitempty"`
+	Unsatisfied        int   `json:"unsatisfied" bson:"us,omitempty"`
+	OpenOverdue        int   `json:"openOverdue" bson:"oo,omitempty"`
 }
 
 // Add adds o to c.

@@ -124,22 +124,24 @@ type totals struct {
 	cats map[string]*Counts // nil unless wanted
 }
 
-func (t *totals) add(d *counterDoc) {
-	t.c.Add(d.Total, 1)
+func (t *totals) add(d *counterDoc) { t.addSign(d, 1) }
+
+func (t *totals) addSign(d *counterDoc, sign int) {
+	t.c.Add(d.Total, sign)
 	if t.cats != nil {
 		for _, c := range d.Cats {
-			t.addCat(c.Category, c.Counts)
+			t.addCat(c.Category, c.Counts, sign)
 		}
 	}
 }
 
-func (t *totals) addCat(code string, c Counts) {
+func (t *totals) addCat(code string, c Counts, sign int) {
 	x := t.cats[code]
 	if x == nil {
 		x = &Counts{}
 		t.cats[code] = x
 	}
-	x.Add(c, 1)
+	x.Add(c, sign)
 }
 
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
@@ -170,9 +172,17 @@ func period(r *reader, unit string, from, to time.Time, cats bool) totals {
 				if len(yd.Months) == 12 {
 					t.c.Add(yd.Months[m-1], 1)
 				}
-			case cats:
+			case cats && me.Sub(ms) <= last.Sub(first)/2:
 				for d := ms; !d.After(me); d = d.AddDate(0, 0, 1) {
 					t.add(r.doc(dayID(unit, d.Format(time.DateOnly))))
+				}
+			case cats:
+				// Most of the month: the month less the days outside.
+				t.add(r.doc(monthID(unit, month)))
+				for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+					if d.Before(ms) || d.After(me) {
+						t.addSign(r.doc(dayID(unit, d.Format(time.DateOnly))), -1)
+					}
 				}
 			default:
 				md := r.doc(monthID(unit, month))
@@ -207,7 +217,7 @@ func compute(r *reader, unit string, children []string, from, to time.Time) *Res
 	now := r.doc(nowID(unit))
 	main.c.OpenOverdue = now.Total.OpenOverdue
 	for _, c := range now.Cats {
-		main.addCat(c.Category, Counts{OpenOverdue: c.Counts.OpenOverdue})
+		main.addCat(c.Category, Counts{OpenOverdue: c.Counts.OpenOverdue}, 1)
 	}
 	res.Figures = Rates(main.c)
 	res.Overdue = append(res.Overdue, now.Overdue[:min(len(now.Overdue), MaxOverdue)]...)

@@ -257,7 +257,7 @@ func TestStatsLiveScopedAndRebuilt(t *testing.T) {
 	// A tampered counter is found and put right.
 	id := nodetest.District + "/y/" + today[:4]
 	if _, err := h.Node.DB.Collection(stats.Coll).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: id}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "total.reported", Value: 40}}}}); err != nil {
+		bson.D{{Key: "$set", Value: bson.D{{Key: "total.rp", Value: 40}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if st := admin.Do("POST", "/v1/admin/stats/rebuild", nil, &rb); st != 200 || rb.Differences != 1 {
