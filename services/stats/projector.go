@@ -60,6 +60,7 @@ type Projector struct {
 	items     map[string]*Item
 	projected atomic.Int64
 	cons      jetstream.Consumer
+	journal   string // the last journal written, deleted once the next one is
 }
 
 // Projected is the number of changes counted since start.
@@ -83,7 +84,12 @@ type journalDoc struct {
 	Fresh []string `bson:"fresh,omitempty"`
 }
 
-const journalID = "last"
+// rebuildMark is the journal document that says a rebuild is under way.
+const rebuildMark = "rebuild"
+
+// journalName names a batch's journal: ordered by stream sequence, then by time (a
+// retried batch writes another).
+func journalName(seq uint64) string { return fmt.Sprintf("b%020d%020d", seq, time.Now().UnixNano()) }
 
 const (
 	cacheDocs  = 50_000
@@ -132,20 +138,45 @@ func (p *Projector) reset() {
 
 // recover writes the last journal again, or redoes an interrupted rebuild.
 func (p *Projector) recover(ctx context.Context) error {
-	var j journalDoc
-	err := p.DB.Collection(JournalColl).FindOne(ctx, bson.D{{Key: "_id", Value: journalID}}).Decode(&j)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
-	}
+	jc := p.DB.Collection(JournalColl)
+	cur, err := jc.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return err
 	}
-	if j.Rebuild {
-		p.Log.Warn("stats: a rebuild was interrupted; rebuilding again")
-		_, err := p.rebuild(ctx)
+	var ids []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
 		return err
 	}
-	return p.write(ctx, &j, true)
+	last := ""
+	for _, x := range ids {
+		if x.ID == rebuildMark {
+			p.Log.Warn("stats: a rebuild was interrupted; rebuilding again")
+			_, err := p.rebuild(ctx)
+			return err
+		}
+		last = max(last, x.ID)
+	}
+	if last == "" {
+		return nil
+	}
+	var j journalDoc
+	if err := jc.FindOne(ctx, bson.D{{Key: "_id", Value: last}}).Decode(&j); err != nil {
+		return err
+	}
+	if err := p.write(ctx, &j, true); err != nil {
+		return err
+	}
+	for _, x := range ids {
+		if x.ID != last {
+			if _, err := jc.DeleteOne(ctx, bson.D{{Key: "_id", Value: x.ID}}); err != nil {
+				return err
+			}
+		}
+	}
+	p.journal = last
+	return nil
 }
 
 func (p *Projector) loop(ctx context.Context) {
@@ -350,7 +381,7 @@ func (p *Projector) change(b *batch, cal *workday.Calendar, ch command.Change) {
 
 // commit writes a batch: the journal first, then its documents; the caches follow.
 func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
-	j := journalDoc{ID: journalID, Seq: seq}
+	j := journalDoc{ID: journalName(seq), Seq: seq}
 	for id, d := range b.docs {
 		d.tidy()
 		if b.fresh[id] && d.empty() {
@@ -373,8 +404,10 @@ func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
 			}
 		}
 	}
-	if _, err := p.DB.Collection(JournalColl).ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, j,
-		options.Replace().SetUpsert(true)); err != nil {
+	// A new document each batch: inserting is cheap where replacing a large document
+	// is not; the one before goes once this batch is written.
+	jc := p.DB.Collection(JournalColl)
+	if _, err := jc.InsertOne(ctx, j); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if p.Hook != nil {
@@ -383,6 +416,12 @@ func (p *Projector) commit(ctx context.Context, b *batch, seq uint64) error {
 	if err := p.write(ctx, &j, false); err != nil {
 		return err
 	}
+	if p.journal != "" {
+		if _, err := jc.DeleteOne(ctx, bson.D{{Key: "_id", Value: p.journal}}); err != nil {
+			p.Log.Warn("stats: old journal not deleted", "err", err) // recover deletes it
+		}
+	}
+	p.journal = j.ID
 	if len(p.cache)+len(b.docs) > cacheDocs {
 		p.cache = map[string]*counterDoc{}
 	}
@@ -523,7 +562,7 @@ func (m memDocs) get(id string) *counterDoc {
 func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
 	p.reset()
 	jc := p.DB.Collection(JournalColl)
-	if _, err := jc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, journalDoc{ID: journalID, Rebuild: true},
+	if _, err := jc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: rebuildMark}}, journalDoc{ID: rebuildMark, Rebuild: true},
 		options.Replace().SetUpsert(true)); err != nil {
 		return nil, err
 	}
@@ -578,10 +617,11 @@ func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
 	if err := insert(ctx, p.DB.Collection(ItemColl), items); err != nil {
 		return nil, err
 	}
-	if _, err := jc.ReplaceOne(ctx, bson.D{{Key: "_id", Value: journalID}}, journalDoc{ID: journalID},
-		options.Replace().SetUpsert(true)); err != nil {
+	// Everything is rewritten: no batch journal is needed any more, nor the mark.
+	if _, err := jc.DeleteMany(ctx, bson.D{}); err != nil {
 		return nil, err
 	}
+	p.journal = ""
 	p.Log.Info("stats rebuilt", "items", r.Items, "documents", r.Documents, "differences", r.Differences)
 	return r, nil
 }
