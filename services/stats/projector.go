@@ -109,9 +109,6 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.Log = slog.Default()
 	}
 	p.reset()
-	if err := p.recover(ctx); err != nil {
-		return fmt.Errorf("stats projector: %w", err)
-	}
 	stream, err := p.JS.Stream(ctx, p.Names.ChgStream())
 	if err != nil {
 		return fmt.Errorf("stats projector: %w", err)
@@ -127,7 +124,21 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stats projector: %w", err)
 	}
-	go p.loop(ctx)
+	go func() {
+		// The last batch's journal is written again before anything else is counted;
+		// a slow or failing database delays the figures, never gridd's start.
+		for ctx.Err() == nil {
+			p.mu.Lock()
+			err := p.recover(ctx)
+			p.mu.Unlock()
+			if err == nil {
+				break
+			}
+			p.Log.Error("stats: journal not written again; retrying", "err", err)
+			sleep(ctx, time.Second)
+		}
+		p.loop(ctx)
+	}()
 	return nil
 }
 
@@ -497,7 +508,7 @@ func (p *Projector) write(ctx context.Context, j *journalDoc, again bool) error 
 // bulk writes models in chunks, unordered.
 func bulk(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
 	for len(models) > 0 {
-		n := min(len(models), 1000)
+		n := min(len(models), 100) // each call well inside the driver's timeout
 		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false)); err != nil {
 			return err
 		}
@@ -509,7 +520,7 @@ func bulk(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) e
 // insert adds new documents in chunks (far faster than upserts on FerretDB).
 func insert(ctx context.Context, c *mongo.Collection, docs []any) error {
 	for len(docs) > 0 {
-		n := min(len(docs), 2000)
+		n := min(len(docs), 500)
 		if _, err := c.InsertMany(ctx, docs[:n], options.InsertMany().SetOrdered(false)); err != nil {
 			return err
 		}
