@@ -43,7 +43,7 @@ func (s *server) login(c *fiber.Ctx) error {
 	if err := s.decode(c, &r); err != nil {
 		return err
 	}
-	t, err := s.Auth.Login(c.UserContext(), r)
+	t, err := s.Auth.Login(c.UserContext(), r, c.IP())
 	if err != nil {
 		return err
 	}

@@ -313,6 +313,9 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	for k, v := range e.Extra {
 		body[k] = v
 	}
+	if wait, ok := e.Extra["retryAfter"].(int); ok && status == fiber.StatusTooManyRequests {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
+	}
 	if status >= 500 {
 		s.Logger.Error("request failed", "rid", c.Locals("requestid"), "path", c.Path(), "err", err)
 		if e.Kind == fault.Internal {

@@ -47,6 +47,8 @@ type Options struct {
 	// BcryptCost is the cost of stored hashes; an unknown login is compared against a
 	// dummy hash of the same cost, so it takes as long as a known one.
 	BcryptCost int
+	// Throttle, when set, limits failed logins per account and per address.
+	Throttle *Throttle
 	// SessionEnded is told when a device's session ends for good — logout, a stolen
 	// refresh token, or another user logging in on the device — so its pushes stop.
 	SessionEnded func(ctx context.Context, deviceID, userID string)
@@ -147,8 +149,9 @@ func ValidDeviceID(s string) bool { return len(s) <= 64 && command.ValidToken(s)
 
 var errBadLogin = fault.New(fault.Unauthorized, "invalid_credentials", "wrong login or password")
 
-// Login checks a password and opens a session on a device.
-func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
+// Login checks a password and opens a session on a device; addr is the caller's
+// network address (for the throttle).
+func (s *Service) Login(ctx context.Context, r LoginRequest, addr string) (*Tokens, error) {
 	f := fault.Fields{}
 	if r.Login == "" || len(r.Login) > 64 {
 		f.Add("login", "required, at most 64 characters")
@@ -165,6 +168,13 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
 	if err := f.Err("invalid_request", "login request is invalid"); err != nil {
 		return nil, err
 	}
+	now := s.opt.Now()
+	if t := s.opt.Throttle; t != nil {
+		if err := t.check(ctx, now, r.Login, addr); err != nil {
+			s.opt.Logger.Warn("login refused: locked out", "login", r.Login, "device", r.DeviceID, "addr", addr)
+			return nil, err
+		}
+	}
 	u, err := s.users.User(ctx, strings.ToLower(r.Login))
 	if err != nil {
 		return nil, err
@@ -174,13 +184,24 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Tokens, error) {
 		hash = []byte(u.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(r.Password)) != nil || u == nil {
-		s.opt.Logger.Warn("login refused", "login", r.Login, "device", r.DeviceID)
+		s.opt.Logger.Warn("login refused", "login", r.Login, "device", r.DeviceID, "addr", addr)
+		if t := s.opt.Throttle; t != nil {
+			locked, err := t.failed(ctx, now, r.Login, addr)
+			if err != nil {
+				return nil, err
+			}
+			if locked {
+				s.opt.Logger.Warn("login locked out", "login", r.Login, "addr", addr, "for", t.Window)
+			}
+		}
 		return nil, errBadLogin
+	}
+	if t := s.opt.Throttle; t != nil {
+		t.succeeded(ctx, r.Login)
 	}
 	if u.Disabled {
 		return nil, fault.New(fault.Forbidden, "account_disabled", "this account is disabled")
 	}
-	now := s.opt.Now()
 	secret, hashed := newSecret()
 	sess := session{ID: uuid.NewString(), UserID: u.ID, DeviceID: r.DeviceID, Platform: r.Platform,
 		AppVersion: r.AppVersion, Refresh: hashed, Created: now, Expires: now.Add(s.opt.RefreshTTL)}

@@ -142,6 +142,9 @@ func (n Names) AuditSubject(path, user string) string {
 // PrefsBucket is the KV bucket of users' notification preferences.
 func (n Names) PrefsBucket() string { return n.Prefix + "_prefs" }
 
+// LoginsBucket is the KV bucket of failed logins and lock-outs.
+func (n Names) LoginsBucket() string { return n.Prefix + "_logins" }
+
 // ConfigBucket is the KV bucket of what admins change at run time (rules, calendar).
 func (n Names) ConfigBucket() string { return n.Prefix + "_config" }
 

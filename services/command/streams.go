@@ -114,6 +114,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, n Names, o Strea
 		Description: "login sessions with their current refresh token",
 		TTL:         o.SessionTTL,
 		History:     1,
+	}, {
+		Bucket:      n.LoginsBucket(),
+		Description: "failed logins per account and per address, and lock-outs (auth.Throttle)",
+		TTL:         24 * time.Hour, // a day after the last failure nothing is kept
+		History:     1,
 	}}
 	for _, kc := range kvs {
 		kc.Storage = jetstream.FileStorage

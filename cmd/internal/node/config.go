@@ -34,6 +34,9 @@ type Config struct {
 	DataKey        string        `env:"GRID_DATA_KEY" secret:"true" help:"key sealing residents' ID-card and phone numbers (64 hex digits); empty generates one kept in the data dir"`
 	DataKeysOld    string        `env:"GRID_DATA_KEYS_PREVIOUS" secret:"true" help:"earlier data keys, comma separated, still opening what they sealed until gridctl keys reseal moved it to GRID_DATA_KEY"`
 	AccessTTL      time.Duration `env:"GRID_ACCESS_TTL" default:"15m" help:"access token lifetime"`
+	LoginFailures  int           `env:"GRID_LOGIN_FAILURES" default:"5" help:"failed logins of one account within GRID_LOGIN_LOCKOUT that lock it for GRID_LOGIN_LOCKOUT"`
+	AddrFailures   int           `env:"GRID_LOGIN_ADDRESS_FAILURES" default:"50" help:"failed logins from one network address within GRID_LOGIN_LOCKOUT that refuse it for GRID_LOGIN_LOCKOUT (behind a shared proxy, raise it)"`
+	LoginLockout   time.Duration `env:"GRID_LOGIN_LOCKOUT" default:"15m" help:"the window of failed logins and the length of a lock-out"`
 	RefreshTTL     time.Duration `env:"GRID_REFRESH_TTL" default:"720h" help:"refresh token lifetime"`
 	BcryptCost     int           `env:"GRID_BCRYPT_COST" default:"11" help:"bcrypt cost for password hashes"`
 	AdminPassword  string        `env:"GRID_ADMIN_PASSWORD" secret:"true" help:"password of the bootstrap 'admin' user made when no user exists and the demo is off; empty generates and prints one"`
@@ -137,6 +140,9 @@ func (c Config) validate() error {
 	}
 	if c.AccessTTL < time.Minute || c.RefreshTTL < c.AccessTTL {
 		errs = append(errs, "GRID_ACCESS_TTL must be at least 1m and GRID_REFRESH_TTL at least as long")
+	}
+	if c.LoginFailures < 1 || c.AddrFailures < 1 || c.LoginLockout < time.Second || c.LoginLockout > 24*time.Hour {
+		errs = append(errs, "GRID_LOGIN_FAILURES and GRID_LOGIN_ADDRESS_FAILURES must be positive, GRID_LOGIN_LOCKOUT 1s..24h")
 	}
 	if c.MaxBody < 1024 || c.PullLimit < 1 || c.MaxMutations < 1 || c.ApplyBatch < 1 {
 		errs = append(errs, "GRID_MAX_BODY, GRID_PULL_LIMIT, GRID_MAX_MUTATIONS and GRID_APPLY_BATCH must be positive (body at least 1024)")

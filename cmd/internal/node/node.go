@@ -445,8 +445,13 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	logins, err := n.JS.KeyValue(ctx, n.Names.LoginsBucket())
+	if err != nil {
+		return fmt.Errorf("logins: %w", err)
+	}
 	n.Auth = auth.New(n.Directory, n.Sync, sessions, auth.Options{Key: key, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
 		Logger: n.Log, Now: o.Now, BcryptCost: cfg.BcryptCost,
+		Throttle: &auth.Throttle{KV: logins, AccountLimit: cfg.LoginFailures, AddressLimit: cfg.AddrFailures, Window: cfg.LoginLockout},
 		SessionEnded: func(ctx context.Context, deviceID, userID string) {
 			if err := n.Devices.Silence(ctx, deviceID, userID); err != nil {
 				n.Log.Warn("device not silenced after its session ended", "device", deviceID, "err", err)
