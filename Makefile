@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short lint bench build fleet fmt clean web
+.PHONY: run test test-short lint bench build fleet fmt clean web fuzz
 
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
@@ -27,6 +27,12 @@ fleet: ## 200 simulated handsets against a running gridd (GRID_URL, default http
 
 build: ## binaries into ./bin
 	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl
+
+FUZZTIME ?= 30s
+fuzz: ## each fuzz target for FUZZTIME (default 30s); seed corpora in each package's testdata/fuzz
+	$(GO) test -run '^$$' -fuzz '^FuzzPushDecoding$$' -fuzztime $(FUZZTIME) ./services/fieldsync/
+	$(GO) test -run '^$$' -fuzz '^FuzzReportArgs$$' -fuzztime $(FUZZTIME) ./services/incident/
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateUnitArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
 
 web: ## re-fetch Apache ECharts from the lockfile into the dashboard's assets (needs npm; the copy is committed)
 	cd mobile-api/dashboard && npm ci --ignore-scripts --no-audit --no-fund
