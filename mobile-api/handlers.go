@@ -321,7 +321,7 @@ func (s *server) getPreferences(c *fiber.Ctx) error {
 
 func (s *server) putPreferences(c *fiber.Ctx) error {
 	var p notify.Preferences
-	if err := s.decode(c, &p); err != nil {
+	if err := s.decodeStrict(c, &p); err != nil {
 		return err
 	}
 	if err := s.Prefs.Put(c.UserContext(), actorOf(c).UserID, p); err != nil {

@@ -263,12 +263,28 @@ func (s *server) body(c *fiber.Ctx, limit int) ([]byte, error) {
 
 // decodeUpTo is decode with another size limit.
 func (s *server) decodeUpTo(c *fiber.Ctx, out any, limit int) error {
+	return s.decodeWith(c, out, limit, false)
+}
+
+// decodeStrict is decode refusing members the type does not have: for settings a
+// client replaces whole, where a misspelt member would silently clear one.
+func (s *server) decodeStrict(c *fiber.Ctx, out any) error {
+	return s.decodeWith(c, out, s.opt.MaxBody, true)
+}
+
+func (s *server) decodeWith(c *fiber.Ctx, out any, limit int, strict bool) error {
 	body, err := s.body(c, limit)
 	if err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(out); err != nil {
+		if strict && strings.HasPrefix(err.Error(), "json: unknown field") {
+			return fault.New(fault.Invalid, "invalid_json", strings.TrimPrefix(err.Error(), "json: "))
+		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return &fault.Error{Kind: fault.Invalid, Code: "invalid_json", Message: "wrong type for " + te.Field,

@@ -1,6 +1,7 @@
 package household
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,10 +39,17 @@ type Plans map[string]int
 // ParsePlans reads schemas/visits.json.
 func ParsePlans(data []byte) (Plans, error) {
 	var f struct {
-		Plans Plans `json:"plans"`
+		Version int    `json:"version"`
+		Note    string `json:"note"`
+		Plans   Plans  `json:"plans"`
 	}
-	if err := json.Unmarshal(data, &f); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // a misspelt member must not replace the plans with none
+	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("visit plans: %w", err)
+	}
+	if f.Plans == nil {
+		return nil, fmt.Errorf("visit plans: a \"plans\" object of tag → days is required")
 	}
 	for tag, days := range f.Plans {
 		if !slices.Contains(Tags, tag) || days < 1 || days > 366 {

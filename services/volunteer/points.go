@@ -55,10 +55,21 @@ type Rules struct {
 
 // ParseRules reads schemas/points.json.
 func ParseRules(data []byte) (Rules, error) {
-	var r Rules
-	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("points: %w", err)
+	var doc struct {
+		Version int            `json:"version"`
+		Note    string         `json:"note"`
+		PerHour *int           `json:"perHour"`
+		Kinds   map[string]int `json:"kinds"`
 	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // a misspelt member must not set every rate to 0
+	if err := dec.Decode(&doc); err != nil {
+		return Rules{}, fmt.Errorf("points: %w", err)
+	}
+	if doc.PerHour == nil {
+		return Rules{}, fmt.Errorf("points: perHour is required")
+	}
+	r := Rules{PerHour: *doc.PerHour, Kinds: doc.Kinds}
 	if r.PerHour < 0 || r.PerHour > 1000 {
 		return r, fmt.Errorf("points: perHour 0..1000")
 	}
