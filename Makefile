@@ -34,6 +34,7 @@ fuzz: ## each fuzz target for FUZZTIME (default 30s); seed corpora in each packa
 	$(GO) test -run '^$$' -fuzz '^FuzzReportArgs$$' -fuzztime $(FUZZTIME) ./services/incident/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateUnitArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
 	$(GO) test -run '^$$' -fuzz '^FuzzComplaintArgs$$' -fuzztime $(FUZZTIME) ./services/complaint/
+	$(GO) test -run '^$$' -fuzz '^FuzzHouseholdField$$' -fuzztime $(FUZZTIME) ./services/household/
 
 web: ## re-fetch Apache ECharts from the lockfile into the dashboard's assets (needs npm; the copy is committed)
 	cd mobile-api/dashboard && npm ci --ignore-scripts --no-audit --no-fund
