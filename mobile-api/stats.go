@@ -169,15 +169,9 @@ func (s *server) syntheticStats(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if r.Items < 1 || r.Items > 10_000_000 || r.Year < 2000 || r.Year > 2100 {
-		return fault.New(fault.Invalid, "invalid_request", "items: 1 to 10,000,000; year: 2000 to 2100")
-	}
 	grids, err := s.Stats.Grids(c.UserContext(), unit)
 	if err != nil {
 		return err
-	}
-	if len(grids) == 0 {
-		return fault.New(fault.Invalid, "invalid_request", "unit: no grids below it")
 	}
 	var cats []string
 	for _, cat := range s.Incidents.Catalog().All() {
@@ -187,7 +181,7 @@ func (s *server) syntheticStats(c *fiber.Ctx) error {
 	}
 	rep, err := s.Projector.Synthesize(c.UserContext(), stats.Synthetic{Grids: grids, Categories: cats, Items: r.Items, Year: r.Year, Seed: r.Seed})
 	if err != nil {
-		return fault.Wrap(err, "synthetic figures")
+		return err
 	}
 	return c.JSON(rep)
 }

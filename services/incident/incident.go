@@ -25,6 +25,10 @@ const (
 	Duplicate  Status = "duplicate"
 )
 
+// Final reports whether nothing more happens to an item in the status (a closed item
+// may still be rated, which reopens it, but it is not open work).
+func (s Status) Final() bool { return s == Closed || s == Refused || s == Duplicate }
+
 // Point is a GPS position (WGS-84).
 type Point struct {
 	Lat float64 `json:"lat"`

@@ -142,7 +142,7 @@ func count(ds docs, it Item, sign int) {
 			d.Overdue = slices.DeleteFunc(d.Overdue, func(e OverdueEntry) bool { return e.ID == it.ID })
 			if sign > 0 {
 				d.Overdue = append(d.Overdue, OverdueEntry{ID: it.ID, Category: it.Category, Grid: it.Place, Owner: it.Owner,
-					Level: it.Level, Status: it.Status, Urgent: it.Urgent, DueAt: it.DueAt, Summary: it.Summary})
+					Level: it.Level, Status: string(it.Status), Urgent: it.Urgent, DueAt: it.DueAt, Summary: it.Summary})
 			}
 		}
 	}

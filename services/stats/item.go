@@ -11,7 +11,7 @@ import (
 // missed urgent deadline escalated it, whether it was reopened, its rating, and
 // whether it is overdue.
 func FromIncident(inc *incident.Incident) Item {
-	it := Item{ID: inc.ID, Place: inc.ScopeUnit(), Category: inc.Category, Status: string(inc.Status),
+	it := Item{ID: inc.ID, Place: inc.ScopeUnit(), Category: inc.Category, Status: inc.Status,
 		ReportedAt: inc.CreatedAt, ClosedAt: inc.ClosedAt, DueAt: inc.DueAt, Reopened: inc.Reopens > 0,
 		Overdue: inc.Overdue, Version: inc.Version, Owner: inc.UnitID, Level: inc.Level, Urgent: inc.Urgent,
 		Summary: summary(inc.Description)}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/incident"
 )
 
 // Item is what the figures need of an incident, as it is now.
@@ -19,7 +20,7 @@ type Item struct {
 	ID       string
 	Place    string // the unit where it happened (its grid); its figures count there and above
 	Category string
-	Status   string
+	Status   incident.Status
 
 	ReportedAt time.Time
 	AcceptedAt *time.Time // first acceptance: it enters the period's due-to-close then
@@ -49,7 +50,7 @@ type Item struct {
 // the calendar does not cover the span).
 func (it *Item) Measure(cal *workday.Calendar) {
 	it.WorkSeconds = 0
-	if it.Status != "closed" || it.ClosedAt == nil || it.AcceptedAt == nil {
+	if it.Status != incident.Closed || it.ClosedAt == nil || it.AcceptedAt == nil {
 		return
 	}
 	if d, err := cal.WorkingDuration(*it.AcceptedAt, *it.ClosedAt); err == nil {
@@ -120,11 +121,11 @@ func Contribution(it Item) []Part {
 	var parts []Part
 	rep := Counts{Reported: 1}
 	switch it.Status {
-	case "refused":
+	case incident.Refused:
 		rep.Refused = 1
-	case "duplicate":
+	case incident.Duplicate:
 		rep.Duplicates = 1
-	case "closed":
+	case incident.Closed:
 		rep.ResolvedOfReported = 1
 	}
 	if it.Escalated {
@@ -133,10 +134,10 @@ func Contribution(it Item) []Part {
 	parts = append(parts, Part{Day: Day(it.ReportedAt), Counts: rep})
 	if it.AcceptedAt != nil {
 		acc := Counts{Accepted: 1}
-		if it.Status != "refused" && it.Status != "duplicate" {
+		if it.Status != incident.Refused && it.Status != incident.Duplicate {
 			acc.DueToClose = 1
 		}
-		if it.Status == "closed" && it.ClosedAt != nil {
+		if it.Status == incident.Closed && it.ClosedAt != nil {
 			acc.Closed = 1
 			if it.DueAt == nil || !it.ClosedAt.After(*it.DueAt) {
 				acc.ClosedOnTime = 1
@@ -166,17 +167,8 @@ func Contribution(it Item) []Part {
 	return parts
 }
 
-// Open reports whether a status is not final.
-func Open(status string) bool {
-	switch status {
-	case "reported", "accepted", "assigned", "in_progress", "delayed", "resolved":
-		return true
-	}
-	return false
-}
-
 // OpenOverdue reports whether the item is on the list of open overdue items.
-func (it Item) OpenOverdue() bool { return it.Overdue && Open(it.Status) }
+func (it Item) OpenOverdue() bool { return it.Overdue && !it.Status.Final() }
 
 // Figures are the rates of DESIGN §3 with the counts they come from; a rate whose
 // denominator is zero is nil (no figure, rather than 0 % or 100 %).

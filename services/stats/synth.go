@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gridkeeper/gridkeeper/pkg/fault"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
+	"github.com/gridkeeper/gridkeeper/services/incident"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -23,6 +25,9 @@ type Synthetic struct {
 	Seed       uint64
 }
 
+// MaxSynthetic is the most made-up items one request counts.
+const MaxSynthetic = 10_000_000
+
 // SyntheticReport says what was counted.
 type SyntheticReport struct {
 	Items     int     `json:"items"`
@@ -32,8 +37,21 @@ type SyntheticReport struct {
 
 // Synthesize counts s's items into the counters (added to what is there).
 func (p *Projector) Synthesize(ctx context.Context, s Synthetic) (*SyntheticReport, error) {
-	if len(s.Grids) == 0 || len(s.Categories) == 0 || s.Items <= 0 || s.Year < 2000 || s.Year > 2100 {
-		return nil, fmt.Errorf("synthetic items need grids, categories, a count and a year")
+	f := fault.Fields{}
+	if len(s.Grids) == 0 {
+		f.Add("unit", "no grids below it")
+	}
+	if s.Items < 1 || s.Items > MaxSynthetic {
+		f.Add("items", fmt.Sprintf("1 to %d", MaxSynthetic))
+	}
+	if s.Year < 2000 || s.Year > 2100 {
+		f.Add("year", "2000 to 2100")
+	}
+	if len(s.Categories) == 0 {
+		f.Add("categories", "at least one")
+	}
+	if err := f.Err("invalid_request", "invalid synthetic figures"); err != nil {
+		return nil, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -48,18 +66,18 @@ func (p *Projector) Synthesize(ctx context.Context, s Synthetic) (*SyntheticRepo
 		day := first.AddDate(0, 0, k*days/s.Items)
 		at := day.Add(time.Duration(8*3600+r.IntN(10*3600)) * time.Second)
 		it := Item{ID: uuid.NewString(), Place: s.Grids[r.IntN(len(s.Grids))], Category: s.Categories[min(len(s.Categories)-1, int(r.ExpFloat64()*4))],
-			Status: "reported", ReportedAt: at, Version: 1, Summary: "synthetic"}
+			Status: incident.Reported, ReportedAt: at, Version: 1, Summary: "synthetic"}
 		it.Owner, it.Level = it.Place[:12], 2
 		switch x := r.IntN(1000); {
 		case x < 15:
-			it.Status = "refused"
+			it.Status = incident.Refused
 		case x < 30:
-			it.Status = "duplicate"
+			it.Status = incident.Duplicate
 		case x < 40 && k > s.Items*99/100:
 			// open and overdue: a few hundred, the most recent
 			acc := at.Add(time.Hour)
 			due, _ := cal.Due(acc, 1)
-			it.Status, it.AcceptedAt, it.DueAt, it.Overdue = "in_progress", &acc, &due, true
+			it.Status, it.AcceptedAt, it.DueAt, it.Overdue = incident.InProgress, &acc, &due, true
 		default:
 			acc := at.Add(time.Duration(10+r.IntN(110)) * time.Minute)
 			due, err := cal.Due(acc, 1)
@@ -70,7 +88,7 @@ func (p *Projector) Synthesize(ctx context.Context, s Synthetic) (*SyntheticRepo
 			if r.IntN(12) == 0 {
 				closed = acc.Add(time.Duration(30+r.IntN(60)) * time.Hour)
 			}
-			it.Status, it.AcceptedAt, it.DueAt, it.ClosedAt = "closed", &acc, &due, &closed
+			it.Status, it.AcceptedAt, it.DueAt, it.ClosedAt = incident.Closed, &acc, &due, &closed
 			it.Escalated, it.Reopened = r.IntN(50) == 0, r.IntN(40) == 0
 			if r.IntN(3) > 0 {
 				rated := closed.Add(time.Duration(1+r.IntN(40)) * time.Hour)
