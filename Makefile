@@ -2,14 +2,18 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short lint bench build fleet fmt clean web fuzz
+.PHONY: run test test-deps test-short lint bench build fleet fmt clean web fuzz
 
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
 
-test: ## the test suite, as CI runs it (screenshots and other artifacts in .test-output/)
+test: test-deps ## the test suite, as CI runs it (screenshots and other artifacts in .test-output/)
 	mkdir -p .test-output
 	$(GO) test -race -count=1 -timeout 30m -artifacts -outputdir $(CURDIR)/.test-output $(PKGS)
+
+test-deps: ## the headless Chromium the dashboard's test drives, and CJK fonts for its screenshots (Debian packages)
+	@command -v chromium >/dev/null || apt-get install -y -q chromium fonts-noto-cjk >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk >/dev/null; }
 
 test-short: ## without the race detector (faster while editing)
 	$(GO) test -count=1 $(PKGS)
