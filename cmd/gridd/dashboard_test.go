@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gridkeeper/gridkeeper/services/stats"
 )
 
 // chromium finds the headless browser (Debian's `chromium`, which `make test`
@@ -107,6 +108,10 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Logf("logged in and showing 469 / 476 after %v", time.Since(start).Round(time.Millisecond))
 	if got := text("#unit-name"); got != "城关区" {
 		t.Errorf("unit: %q", got)
+	}
+	// The period is the server's default, shown in the date fields.
+	if from, to := stats.DefaultPeriod(time.Now()); eval(`document.getElementById('from').value + ' ' + document.getElementById('to').value`) != from+" "+to {
+		t.Errorf("period fields: %s, want %s to %s", eval(`document.getElementById('from').value + ' ' + document.getElementById('to').value`), from, to)
 	}
 	if got := text("#headline-closure"); got != "99.4%" {
 		t.Errorf("closure rate: %q", got)

@@ -56,13 +56,13 @@ function today() {
   return new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
 }
 
+// presetPeriod is the period of a preset; the last 12 months are the server's default
+// period, so they are left to it ('' and '') and read back from its answer.
 function presetPeriod(p) {
   const d = today();
-  const [y, m] = d.split('-').map(Number);
-  if (p === 'year') return [`${y}-01-01`, d];
+  if (p === 'year') return [`${d.slice(0, 4)}-01-01`, d];
   if (p === 'month') return [`${d.slice(0, 8)}01`, d];
-  const from = new Date(Date.UTC(y - 1, m - 1, 1)).toISOString().slice(0, 10);
-  return [from, d];
+  return ['', ''];
 }
 
 function translate() {
@@ -146,7 +146,7 @@ function readHash() {
   const h = new URLSearchParams(location.hash.slice(1));
   S.unit = h.get('unit') || S.user.unitId;
   S.preset = h.get('preset') || (h.get('from') ? 'custom' : '12m');
-  [S.from, S.to] = S.preset === 'custom' ? [h.get('from') || presetPeriod('12m')[0], h.get('to') || today()] : presetPeriod(S.preset);
+  [S.from, S.to] = S.preset === 'custom' ? [h.get('from') || '', h.get('to') || ''] : presetPeriod(S.preset);
 }
 
 function writeHash() {
@@ -175,15 +175,23 @@ async function start() {
   follow();
 }
 
+// query is the stats query of the page's unit and period (an empty day: the server's
+// default).
+function query(extra) {
+  const q = new URLSearchParams(Object.assign({ unit: S.unit, lang: S.lang }, extra));
+  if (S.from) q.set('from', S.from);
+  if (S.to) q.set('to', S.to);
+  return q.toString();
+}
+
 async function load() {
-  const q = new URLSearchParams({ unit: S.unit, from: S.from, to: S.to, lang: S.lang });
   const my = (S.loading = Symbol('load'));
   try {
     if (!S.units) {
       const u = await api('/v1/units');
       if (u.ok) S.units = (await u.json()).units;
     }
-    const r = await api('/v1/stats?' + q.toString());
+    const r = await api('/v1/stats?' + query());
     if (my !== S.loading) return;
     if (!r.ok) {
       const body = await r.json().catch(() => ({}));
@@ -191,6 +199,7 @@ async function load() {
       return;
     }
     S.data = await r.json();
+    $('from').value = S.data.from; $('to').value = S.data.to;
     draw();
   } catch (e) {
     if (e.message !== 'session ended') $('period-label').textContent = t('failed') + e.message;
@@ -383,13 +392,12 @@ async function follow() {
 // --- CSV export of each table ---
 
 async function csv(table) {
-  const q = new URLSearchParams({ unit: S.unit, from: S.from, to: S.to, lang: S.lang, format: 'csv', table });
-  const r = await api('/v1/stats?' + q.toString());
+  const r = await api('/v1/stats?' + query({ format: 'csv', table }));
   if (!r.ok) return;
   const blob = await r.blob();
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
-  a.download = `stats-${S.unit}-${table}-${S.from}-${S.to}.csv`;
+  a.download = `stats-${S.unit}-${table}-${S.data.from}-${S.data.to}.csv`;
   document.body.appendChild(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
