@@ -158,28 +158,11 @@ func (s *server) syntheticStats(c *fiber.Ctx) error {
 	if !s.opt.SyntheticStats {
 		return fault.New(fault.Forbidden, "forbidden", "synthetic figures are off (GRID_STATS_SYNTHETIC)")
 	}
-	if s.Projector == nil {
-		return fault.New(fault.Unavailable, "unavailable", "the statistics projector does not run on this instance")
-	}
 	var r syntheticRequest
 	if err := s.decode(c, &r); err != nil {
 		return err
 	}
-	unit, err := actorOf(c).Area(r.Unit)
-	if err != nil {
-		return err
-	}
-	grids, err := s.Stats.Grids(c.UserContext(), unit)
-	if err != nil {
-		return err
-	}
-	var cats []string
-	for _, cat := range s.Incidents.Catalog().All() {
-		for _, sub := range cat.Subcategories {
-			cats = append(cats, sub.Code)
-		}
-	}
-	rep, err := s.Projector.Synthesize(c.UserContext(), stats.Synthetic{Grids: grids, Categories: cats, Items: r.Items, Year: r.Year, Seed: r.Seed})
+	rep, err := s.Stats.Synthetic(c.UserContext(), actorOf(c), r.Unit, r.Items, r.Year, r.Seed)
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,21 @@ func (c *Catalog) Find(code string) (Category, bool) {
 // All returns the top-level categories with their sub-categories.
 func (c *Catalog) All() []Category { return c.top }
 
+// Leaves lists the codes items are filed under (sub-categories, or a category without
+// any), in catalogue order.
+func (c *Catalog) Leaves() []string {
+	var out []string
+	for _, cat := range c.top {
+		if len(cat.Subcategories) == 0 {
+			out = append(out, cat.Code)
+		}
+		for _, sub := range cat.Subcategories {
+			out = append(out, sub.Code)
+		}
+	}
+	return out
+}
+
 // Codes lists every code, sorted.
 func (c *Catalog) Codes() []string {
 	out := make([]string, 0, len(c.byKey))

@@ -29,7 +29,11 @@ type Service struct {
 	Units func(ctx context.Context) ([]Unit, error)
 	// CategoryName names a category in a language ("zh" or "en").
 	CategoryName func(code, lang string) string
-	Now          func() time.Time
+	// Categories lists the codes items are filed under (for synthetic figures).
+	Categories func() []string
+	// Projector is the projector when it runs in this process (nil elsewhere).
+	Projector *Projector
+	Now       func() time.Time
 
 	mu      sync.Mutex
 	units   map[string]Unit
@@ -228,18 +232,30 @@ func num(p *float64) string {
 	return fmt.Sprintf("%.1f", *p)
 }
 
-// Grids lists the grids in unit's subtree (for synthetic figures).
-func (s *Service) Grids(ctx context.Context, unit string) ([]string, error) {
+// Synthetic counts made-up items into the figures of the grids below a unit of the
+// actor's subtree (benchmarks; see Projector.Synthesize).
+func (s *Service) Synthetic(ctx context.Context, a org.Actor, unit string, items, year int, seed uint64) (*SyntheticReport, error) {
+	if s.Projector == nil {
+		return nil, fault.New(fault.Unavailable, "unavailable", "the statistics projector does not run on this instance")
+	}
+	unit, err := a.Area(unit)
+	if err != nil {
+		return nil, err
+	}
 	units, _, err := s.tree(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var grids []string
 	for id, u := range units {
 		if u.Level == 1 && org.Contains(unit, id) {
-			out = append(out, id)
+			grids = append(grids, id)
 		}
 	}
-	slices.Sort(out)
-	return out, nil
+	slices.Sort(grids)
+	var cats []string
+	if s.Categories != nil {
+		cats = s.Categories()
+	}
+	return s.Projector.Synthesize(ctx, Synthetic{Grids: grids, Categories: cats, Items: items, Year: year, Seed: seed})
 }

@@ -481,7 +481,8 @@ func (n *Node) buildServices(ctx, runCtx context.Context, o Options) error {
 	}
 	n.Projector = &stats.Projector{JS: n.JS, NC: n.NC, DB: n.DB, Names: n.Names, Calendar: n.Incidents.Calendar, Log: n.Log,
 		AckWait: o.Stats.AckWait, Hook: o.Stats.Hook}
-	n.Stats = &stats.Service{DB: n.DB, Now: o.Now,
+	n.Stats = &stats.Service{DB: n.DB, Now: o.Now, Projector: n.localProjector(),
+		Categories: func() []string { return n.Incidents.Catalog().Leaves() },
 		Units: func(ctx context.Context) ([]stats.Unit, error) {
 			us, err := n.Directory.Units(ctx, org.SystemActor("stats"))
 			out := make([]stats.Unit, len(us))
