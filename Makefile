@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-deps test-short lint bench build fleet fmt clean web fuzz
+.PHONY: run test test-deps test-short lint bench build fleet fmt clean web fuzz lab chaos soak
 
 run: ## run gridd on the embedded default with the demo city
 	$(GO) run ./cmd/gridd
@@ -28,6 +28,19 @@ bench: ## benchmarks with their limits measured in the same run (see BENCHMARKS.
 
 fleet: ## 200 simulated handsets against a running gridd (GRID_URL, default http://127.0.0.1:8080)
 	$(GO) run ./cmd/gridctl fleet --devices 200 --duration 60s
+
+lab: ## gridd, gridctl, gridlab and nats-server (built from the nats-server module) into ./bin, for gridlab
+	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl ./cmd/gridlab github.com/nats-io/nats-server/v2
+
+CHAOS_DEVICES ?= 200
+CHAOS_DURATION ?= 150s
+chaos: lab ## NATS, FerretDB and gridd as processes; kill -9 each under a fleet of 200 handsets; prints the counts
+	bin/gridlab chaos --devices $(CHAOS_DEVICES) --duration $(CHAOS_DURATION)
+
+SOAK_DEVICES ?= 500
+SOAK_DURATION ?= 10m
+soak: lab ## 500 handsets on a good network for 10 minutes against the embedded default: latency, memory, goroutines
+	bin/gridlab soak --devices $(SOAK_DEVICES) --duration $(SOAK_DURATION)
 
 build: ## binaries into ./bin
 	$(GO) build -trimpath -o bin/ ./cmd/gridd ./cmd/gridctl

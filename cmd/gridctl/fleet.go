@@ -44,7 +44,8 @@ type fleetConfig struct {
 	devices, reports     int
 	duration             time.Duration
 	stateDir             string
-	keep                 bool
+	keep, calm           bool
+	interval             time.Duration
 	seed                 uint64
 	gridPrefix, password string
 }
@@ -62,14 +63,16 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	fs.IntVar(&cfg.reports, "reports", 10, "incident reports per handset")
 	fs.StringVar(&cfg.stateDir, "state-dir", "", "where the handsets keep their files (default a temp dir, removed at the end)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp state dir")
+	fs.BoolVar(&cfg.calm, "calm", false, "a good network: no offline periods, no lost answers, no duplicate pushes (a load test: any error is one)")
+	fs.DurationVar(&cfg.interval, "interval", 0, "mean time between two syncs of a handset (default a tenth to a fortieth of --duration)")
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.StringVar(&cfg.gridPrefix, "grid-prefix", "", "only use grids whose code starts with this")
 	fs.StringVar(&cfg.password, "password", "fleet-password-1", "password of the fleet-NNN users")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if cfg.devices < 1 || cfg.reports < 0 || cfg.duration <= 0 || fs.NArg() > 0 {
-		return cfg, errors.New("usage: gridctl fleet [--devices N] [--duration D] [--reports N] [--state-dir DIR] [--keep] [--seed N] [--grid-prefix CODE] [--password PW]")
+	if cfg.devices < 1 || cfg.reports < 0 || cfg.duration <= 0 || cfg.interval < 0 || fs.NArg() > 0 {
+		return cfg, errors.New("usage: gridctl fleet [--devices N] [--duration D] [--reports N] [--interval D] [--calm] [--state-dir DIR] [--keep] [--seed N] [--grid-prefix CODE] [--password PW]")
 	}
 	return cfg, nil
 }
@@ -179,6 +182,7 @@ type fleetRun struct {
 	adminMu sync.RWMutex // relogin replaces the admin token under the write lock
 	base    *http.Transport
 	stats   *fleetStats
+	lat     latencies
 	devices []*device
 	grids   []string
 	moved   string // what the mid-run reassignment did
@@ -302,7 +306,8 @@ func (f *fleetRun) openDevices() error {
 	for i := range f.cfg.devices {
 		d := &device{login: fmt.Sprintf("fleet-%03d", i+1), grid: f.grids[i%len(f.grids)],
 			rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)))}
-		d.tr = &flakyTransport{base: f.base, stats: f.stats, rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)|1<<32))}
+		d.tr = &flakyTransport{base: timedTransport{f.base, &f.lat}, stats: f.stats, rng: rand.New(rand.NewPCG(f.cfg.seed, uint64(i)|1<<32))}
+		d.tr.calm.Store(f.cfg.calm)
 		var err error
 		if d.hs, err = f.openHandset(d.login, filepath.Join(f.cfg.stateDir, d.login), d.tr); err != nil {
 			return err
@@ -338,6 +343,8 @@ func (f *fleetRun) createUsers() error {
 func (f *fleetRun) simulate() {
 	f.setPhase("run")
 	start := time.Now()
+	f.lat.on.Store(true)
+	defer f.lat.on.Store(false)
 	var wg sync.WaitGroup
 	for _, d := range f.devices {
 		wg.Go(func() { f.work(d, start) })
@@ -368,6 +375,7 @@ func (f *fleetRun) work(d *device, start time.Time) {
 			break
 		}
 		switch offline := d.tr.offline.Load(); {
+		case f.cfg.calm:
 		case !offline && d.rng.Float64() < 0.12:
 			d.tr.offline.Store(true)
 			f.stats.online.Add(-1)
@@ -379,7 +387,11 @@ func (f *fleetRun) work(d *device, start time.Time) {
 		if !d.tr.offline.Load() && d.rng.Float64() < 0.6 {
 			f.sync(d)
 		}
-		time.Sleep(min(between(d.rng, dur/40, dur/10), time.Until(end)+time.Millisecond))
+		pause := between(d.rng, dur/40, dur/10)
+		if f.cfg.interval > 0 {
+			pause = between(d.rng, f.cfg.interval/2, f.cfg.interval*3/2)
+		}
+		time.Sleep(min(pause, time.Until(end)+time.Millisecond))
 	}
 	if !d.tr.offline.Load() {
 		f.stats.online.Add(-1)
@@ -536,6 +548,9 @@ func (f *fleetRun) check(stdout io.Writer) (problems []string) {
 	if n, once := f.stats.enqueued.Load(), t.appliedOnce.Load(); n != once {
 		problems = append(problems, fmt.Sprintf("%d mutations enqueued, %d applied exactly once", n, once))
 	}
+	if n := f.lat.errors(); f.cfg.calm && (n > 0 || f.stats.syncErrors.Load() > 0) {
+		problems = append(problems, fmt.Sprintf("on a good network: %d requests failed, %d syncs failed", n, f.stats.syncErrors.Load()))
+	}
 	f.printSummary(stdout, &t)
 	return problems
 }
@@ -666,6 +681,7 @@ func (f *fleetRun) printSummary(w io.Writer, t *tally) {
 	for _, msg := range slices.Sorted(maps.Keys(s.otherErrors)) {
 		fmt.Fprintf(w, "  other error:                 %d× %s\n", s.otherErrors[msg], msg)
 	}
+	f.lat.print(w)
 }
 
 // forEach runs fn on every item, at most n at a time, and returns the first error.

@@ -19,13 +19,19 @@ func (c *client) stats(args []string, stdout, stderr io.Writer) error {
 	c.http.Timeout = 30 * time.Minute // a rebuild or a generated year of a district takes a while
 	switch args[0] {
 	case "rebuild":
-		var r struct{ Items, Documents, Differences int }
+		var r struct {
+			Items, Documents, Differences int
+			Differed                      []string
+		}
 		start := time.Now()
 		if err := c.do("POST", "/v1/admin/stats/rebuild", nil, &r); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "rebuilt from %d incidents in %v: %d counter documents, %d differed from the live counters\n",
 			r.Items, time.Since(start).Round(time.Millisecond), r.Documents, r.Differences)
+		if len(r.Differed) > 0 {
+			fmt.Fprintf(stdout, "differed: %s\n", strings.Join(r.Differed, " "))
+		}
 		return nil
 	case "show":
 		return c.showStats(args[1:], stdout, stderr)

@@ -4,6 +4,7 @@
 package ferret
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ type Options struct {
 	Dir           string
 	PostgreSQLURL string
 	Logger        *slog.Logger
+	// Listen is the TCP address to listen on; empty picks a free loopback port.
+	Listen string
 }
 
 // Server is a running embedded FerretDB.
@@ -30,12 +33,12 @@ type Server struct {
 	done   chan struct{}
 }
 
-// Start starts FerretDB on a free loopback port and returns once it accepts
-// connections. The port is chosen by the kernel, so two processes with different data
-// directories never clash.
+// Start starts FerretDB on a free loopback port (or on opts.Listen) and returns once it
+// accepts connections. The port is chosen by the kernel, so two processes with
+// different data directories never clash.
 func Start(opts Options) (*Server, error) {
 	cfg := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener: ferretdb.ListenerConfig{TCP: cmp.Or(opts.Listen, "127.0.0.1:0")},
 		Logger:   opts.Logger,
 	}
 	if cfg.Logger == nil {

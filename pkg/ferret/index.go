@@ -19,7 +19,7 @@ import (
 // written exactly as the query makes those lookups indexed. FerretDB does not know of
 // it and does not need to: it only speeds up its own queries, and it goes away with
 // the table. Call it after the collections exist, for the database db in the
-// server's directory dir.
+// server's directory dir; colls nil means every collection of db.
 func IndexIDs(ctx context.Context, dir, db string, colls []string) error {
 	path := filepath.Join(dir, db+".sqlite")
 	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
@@ -42,7 +42,7 @@ func IndexIDs(ctx context.Context, dir, db string, colls []string) error {
 			rows.Close()
 			return fmt.Errorf("ferret: list collections: %w", err)
 		}
-		if want[name] {
+		if colls == nil || want[name] {
 			tables[name] = table
 		}
 	}

@@ -37,9 +37,13 @@ func ChangedSubject(n command.Names) string { return n.Prefix + ".stats.changed"
 // are now (what Rebuild computes from the stored incidents).
 //
 // Crash safety: a batch's results (whole documents, not increments) are written first
-// as one journal document, then to their collections, then the batch is acknowledged.
-// At start the last journal is written again; the redelivered changes are then no
-// newer than the items already counted and are skipped.
+// as one journal document, then to their collections, then each of its changes is
+// acknowledged. At start the last journal is written again; the redelivered changes are
+// then no newer than the items already counted and are skipped. Acknowledgements are
+// per change, not cumulative: changes delivered to a projector that died before
+// counting them come again after AckWait, whatever the next projector acknowledged
+// meanwhile (with cumulative acks its first batch would acknowledge them unseen —
+// found by gridlab chaos).
 type Projector struct {
 	JS       jetstream.JetStream
 	NC       *nats.Conn
@@ -52,7 +56,8 @@ type Projector struct {
 	// AckWait is how long a batch may take before it is delivered again (default 30s;
 	// a redelivered change is skipped as counted).
 	AckWait time.Duration
-	// Hook, when set, is called at each stage of a batch ("journaled") — crash tests.
+	// Hook, when set, is called at each stage of a batch ("fetched", "journaled") —
+	// crash tests.
 	Hook func(stage string)
 
 	mu        sync.Mutex // one batch or rebuild at a time
@@ -113,15 +118,18 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stats projector: %w", err)
 	}
-	p.cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       Durable,
 		FilterSubject: p.Names.ChgSubject("*.*.*.*.*", incident.Coll, "*"),
-		AckPolicy:     jetstream.AckAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.AckWait,
 		MaxAckPending: 100_000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
+	}
+	if err := p.upgradeConsumer(ctx, stream, &cfg); err != nil {
+		return fmt.Errorf("stats projector: %w", err)
+	}
+	if p.cons, err = stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
 		return fmt.Errorf("stats projector: %w", err)
 	}
 	go func() {
@@ -139,6 +147,30 @@ func (p *Projector) Run(ctx context.Context) error {
 		}
 		p.loop(ctx)
 	}()
+	return nil
+}
+
+// upgradeConsumer replaces a consumer made by an earlier gridd with cumulative acks
+// (an ack policy cannot be changed in place) by one that starts after the last change
+// it acknowledged; redelivered changes are skipped as counted. An existing consumer
+// keeps where it started.
+func (p *Projector) upgradeConsumer(ctx context.Context, stream jetstream.Stream, cfg *jetstream.ConsumerConfig) error {
+	c, err := stream.Consumer(ctx, Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	info := c.CachedInfo()
+	if info.Config.AckPolicy == cfg.AckPolicy {
+		cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
+		return nil
+	}
+	if err := stream.DeleteConsumer(ctx, Durable); err != nil {
+		return err
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+	p.Log.Info("stats: consumer replaced (per-change acks)", "from", cfg.OptStartSeq)
 	return nil
 }
 
@@ -207,6 +239,9 @@ func (p *Projector) loop(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
+		if p.Hook != nil {
+			p.Hook("fetched")
+		}
 		for len(msgs) > 0 && ctx.Err() == nil {
 			n, units, err := p.project(ctx, msgs)
 			if err != nil {
@@ -221,8 +256,11 @@ func (p *Projector) loop(ctx context.Context) {
 				p.mu.Unlock()
 				continue
 			}
-			if err := msgs[n-1].Ack(); err != nil {
-				p.Log.Warn("stats: ack", "err", err)
+			for _, m := range msgs[:n] {
+				if err := m.Ack(); err != nil {
+					p.Log.Warn("stats: ack", "err", err)
+					break // the rest come again and are skipped as counted
+				}
 			}
 			p.announce(units)
 			msgs = msgs[n:]
@@ -548,6 +586,8 @@ type RebuildReport struct {
 	// Differences is how many counter documents the live counters had otherwise than
 	// the rebuild (0 when the projector was right).
 	Differences int `json:"differences"`
+	// Differed names the first of them (at most 20), to look into.
+	Differed []string `json:"differed,omitempty"`
 }
 
 // Rebuild recomputes every counter from the stored incidents, replacing the live ones,
@@ -606,13 +646,13 @@ func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
 			continue
 		}
 		if !same(d, stored[id]) {
-			r.Differences++
+			r.differ(p.Log, id, stored[id], d)
 		}
 		docs = append(docs, d)
 	}
-	for id := range stored {
+	for id, d := range stored {
 		if mem[id] == nil {
-			r.Differences++
+			r.differ(p.Log, id, d, nil)
 		}
 	}
 	r.Documents = len(mem)
@@ -635,6 +675,18 @@ func (p *Projector) rebuild(ctx context.Context) (*RebuildReport, error) {
 	p.journal = ""
 	p.Log.Info("stats rebuilt", "items", r.Items, "documents", r.Documents, "differences", r.Differences)
 	return r, nil
+}
+
+// differ counts a counter document that was not what the rebuild made, and logs the
+// first few whole: a difference is a bug of the projector (or a tampered counter).
+func (r *RebuildReport) differ(log *slog.Logger, id string, live, rebuilt *counterDoc) {
+	r.Differences++
+	if len(r.Differed) < 20 {
+		r.Differed = append(r.Differed, id)
+	}
+	if r.Differences <= 5 {
+		log.Warn("stats: a live counter differed from the rebuild", "id", id, "live", live, "rebuilt", rebuilt)
+	}
 }
 
 // all reads every counter document (the rebuild's comparison; never on a request).
