@@ -45,7 +45,7 @@ type fleetConfig struct {
 	duration             time.Duration
 	stateDir             string
 	keep, calm           bool
-	interval             time.Duration
+	interval, ramp       time.Duration
 	seed                 uint64
 	gridPrefix, password string
 }
@@ -64,6 +64,7 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	fs.StringVar(&cfg.stateDir, "state-dir", "", "where the handsets keep their files (default a temp dir, removed at the end)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp state dir")
 	fs.BoolVar(&cfg.calm, "calm", false, "a good network: no offline periods, no lost answers, no duplicate pushes (a load test: any error is one)")
+	fs.DurationVar(&cfg.ramp, "ramp", 0, "handsets start working spread over this time (a shift starting, not all at one second)")
 	fs.DurationVar(&cfg.interval, "interval", 0, "mean time between two syncs of a handset (default a tenth to a fortieth of --duration)")
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.StringVar(&cfg.gridPrefix, "grid-prefix", "", "only use grids whose code starts with this")
@@ -71,8 +72,8 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if cfg.devices < 1 || cfg.reports < 0 || cfg.duration <= 0 || cfg.interval < 0 || fs.NArg() > 0 {
-		return cfg, errors.New("usage: gridctl fleet [--devices N] [--duration D] [--reports N] [--interval D] [--calm] [--state-dir DIR] [--keep] [--seed N] [--grid-prefix CODE] [--password PW]")
+	if cfg.devices < 1 || cfg.reports < 0 || cfg.duration <= 0 || cfg.interval < 0 || cfg.ramp < 0 || cfg.ramp >= cfg.duration || fs.NArg() > 0 {
+		return cfg, errors.New("usage: gridctl fleet [--devices N] [--duration D] [--reports N] [--interval D] [--ramp D] [--calm] [--state-dir DIR] [--keep] [--seed N] [--grid-prefix CODE] [--password PW]")
 	}
 	return cfg, nil
 }
@@ -363,6 +364,9 @@ func (f *fleetRun) work(d *device, start time.Time) {
 	}
 	slices.Sort(due)
 	end := start.Add(dur)
+	if f.cfg.ramp > 0 {
+		time.Sleep(time.Duration(d.rng.Int64N(int64(f.cfg.ramp))))
+	}
 	f.stats.online.Add(1)
 	var offlineUntil time.Time
 	for {

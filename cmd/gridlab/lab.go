@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/gridkeeper/gridkeeper/pkg/ferret"
 )
 
 // lab is one gridd on its own machine-like directory: with external set, NATS
@@ -63,8 +65,9 @@ func newLab(dir, bin string, external bool, extraEnv ...string) (*lab, error) {
 		l.ferret = &proc{name: "ferretdb", path: self, log: filepath.Join(dir, "ferretdb.log"),
 			args: []string{"ferretdb", "--dir", filepath.Join(dir, "ferretdb"), "--listen", l.dbAddr}}
 		// The appliers keep their partition in memory as they do on the embedded
-		// FerretDB (auto would mean off for an external database).
-		env = append(env, "GRID_NATS_URL=nats://"+l.natsAddr, "GRID_MONGO_URI=mongodb://"+l.dbAddr+"/", "GRID_PRELOAD=on")
+		// FerretDB (auto would mean off for an external database); few operations at
+		// once, as gridd does on its embedded FerretDB on SQLite (see ferret.PoolSize).
+		env = append(env, "GRID_NATS_URL=nats://"+l.natsAddr, "GRID_MONGO_URI=mongodb://"+l.dbAddr+"/?maxPoolSize="+strconv.Itoa(ferret.PoolSize), "GRID_PRELOAD=on")
 	}
 	l.gridd = &proc{name: "gridd", path: gridd, env: env, log: filepath.Join(dir, "gridd.log")}
 	return l, nil

@@ -80,7 +80,7 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fleetDone := make(chan error, 1)
 	go func() {
 		_, err := l.gridctl(ctx, io.MultiWriter(&fleetOut, stdout), watch, "fleet", "--calm", "--devices", strconv.Itoa(*devices),
-			"--duration", duration.String(), "--interval", interval.String(), "--reports", strconv.Itoa(*reports),
+			"--duration", duration.String(), "--interval", interval.String(), "--ramp", (*warmup / 2).String(), "--reports", strconv.Itoa(*reports),
 			"--grid-prefix", community, "--seed", strconv.FormatUint(*seed, 10))
 		fleetDone <- err
 	}()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gridkeeper/gridkeeper/pkg/fault"
+	"github.com/gridkeeper/gridkeeper/pkg/ferret"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -775,44 +776,69 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 		}
 	}
 	for _, coll := range order {
-		models := byColl[coll]
-		_, err := a.db.Collection(coll).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
-			// Inserts of records a replay finds already written: replace them instead.
-			var again []mongo.WriteModel
-			for _, we := range bwe.WriteErrors {
-				ins, ok := models[we.Index].(*mongo.InsertOneModel)
-				if !ok || !mongo.IsDuplicateKeyError(we) {
-					return fmt.Errorf("write %s: %w", coll, err)
-				}
-				doc := ins.Document.(bson.Raw)
-				id, _ := doc.Lookup("_id").StringValueOK()
-				mine, _ := doc.Lookup(KeyField).StringValueOK()
-				stored, rerr := a.read(ctx, Key{coll, id})
-				if rerr != nil {
-					return rerr
-				}
-				owner := ""
-				if stored != nil {
-					owner, _ = stored.Lookup(KeyField).StringValueOK()
-				}
-				if stored != nil && owner != mine {
-					// Another partition's record with the same id: never overwrite it.
-					a.log.Error("record id taken by another partition; write dropped", "coll", coll, "id", id, "owner", owner)
-					continue
-				}
-				again = append(again, replace(coll, id, doc))
+		// Inserts go in one command; replaces and deletes in commands of at most
+		// ferret.MaxStatements (see there: more deadlock FerretDB on SQLite).
+		var inserts, others []mongo.WriteModel
+		for _, m := range byColl[coll] {
+			if _, ok := m.(*mongo.InsertOneModel); ok {
+				inserts = append(inserts, m)
+			} else {
+				others = append(others, m)
 			}
-			if len(again) == 0 {
-				continue
+		}
+		for _, models := range append([][]mongo.WriteModel{inserts}, ferret.Chunks(others)...) {
+			if err := a.writeBulk(ctx, coll, models, replace); err != nil {
+				return err
 			}
-			if _, err = a.db.Collection(coll).BulkWrite(ctx, again, options.BulkWrite().SetOrdered(false)); err != nil {
+		}
+	}
+	return nil
+}
+
+// writeBulk writes models of one collection in one bulk write; inserts that find
+// their record already written (a replay) are written again as replaces.
+func (a *Applier) writeBulk(ctx context.Context, coll string, models []mongo.WriteModel, replace func(coll, id string, doc any) mongo.WriteModel) error {
+	if len(models) == 0 {
+		return nil
+	}
+	_, err := a.db.Collection(coll).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+		// Inserts of records a replay finds already written: replace them instead.
+		var again []mongo.WriteModel
+		for _, we := range bwe.WriteErrors {
+			ins, ok := models[we.Index].(*mongo.InsertOneModel)
+			if !ok || !mongo.IsDuplicateKeyError(we) {
 				return fmt.Errorf("write %s: %w", coll, err)
 			}
-		} else if err != nil {
-			return fmt.Errorf("write %s: %w", coll, err)
+			doc := ins.Document.(bson.Raw)
+			id, _ := doc.Lookup("_id").StringValueOK()
+			mine, _ := doc.Lookup(KeyField).StringValueOK()
+			stored, rerr := a.read(ctx, Key{coll, id})
+			if rerr != nil {
+				return rerr
+			}
+			owner := ""
+			if stored != nil {
+				owner, _ = stored.Lookup(KeyField).StringValueOK()
+			}
+			if stored != nil && owner != mine {
+				// Another partition's record with the same id: never overwrite it.
+				a.log.Error("record id taken by another partition; write dropped", "coll", coll, "id", id, "owner", owner)
+				continue
+			}
+			again = append(again, replace(coll, id, doc))
 		}
+		if len(again) == 0 {
+			return nil
+		}
+		for _, chunk := range ferret.Chunks(again) {
+			if _, err = a.db.Collection(coll).BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false)); err != nil {
+				return fmt.Errorf("write %s: %w", coll, err)
+			}
+		}
+	} else if err != nil {
+		return fmt.Errorf("write %s: %w", coll, err)
 	}
 	return nil
 }

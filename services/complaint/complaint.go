@@ -257,7 +257,7 @@ func (s *Service) List(ctx context.Context, a org.Actor) ([]Complaint, error) {
 		return nil, fault.New(fault.Forbidden, "forbidden", "the caller has no valid home unit")
 	}
 	// Unit codes are digits only: the prefix needs no escaping.
-	cur, err := s.DB.Collection(Coll).Find(ctx, bson.D{{Key: "unit", Value: bson.D{{Key: "$regex", Value: "^" + a.UnitID}}}},
+	cur, err := s.DB.Collection(Coll).Find(ctx, bson.D{{Key: "unit", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(a.UnitID)}}}},
 		options.Find().SetSort(bson.D{{Key: "filedAt", Value: -1}}).SetLimit(1000))
 	if err != nil {
 		return nil, fault.Wrap(err, "read complaints")

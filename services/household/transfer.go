@@ -256,7 +256,7 @@ func (s *Service) exportable(a org.Actor, unit *string) error {
 
 func (s *Service) findIn(ctx context.Context, coll, unit string, out any) error {
 	// Unit codes are digits only: the prefix needs no escaping.
-	cur, err := s.DB.Collection(coll).Find(ctx, bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: "^" + unit}}}})
+	cur, err := s.DB.Collection(coll).Find(ctx, bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(unit)}}}})
 	if err != nil {
 		return fault.Wrap(err, "read "+coll)
 	}

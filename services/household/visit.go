@@ -235,7 +235,7 @@ func (s *Service) DueVisits(ctx context.Context, a org.Actor, unit string, now t
 
 func (s *Service) dueVisits(ctx context.Context, unit string, now time.Time, overdue bool) ([]DueVisit, error) {
 	// Unit codes are digits only: the prefix needs no escaping.
-	cur, err := s.DB.Collection(Coll).Find(ctx, bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: "^" + unit}}}},
+	cur, err := s.DB.Collection(Coll).Find(ctx, bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(unit)}}}},
 		options.Find().SetProjection(bson.D{{Key: "fieldVersions", Value: 0}}))
 	if err != nil {
 		return nil, fault.Wrap(err, "read households")

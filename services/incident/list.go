@@ -88,10 +88,9 @@ func (s *Service) List(ctx context.Context, a org.Actor, q ListQuery) (*ListPage
 	if err := f.Err("invalid_request", "invalid list query"); err != nil {
 		return nil, err
 	}
-	// Unit codes are digits only, so the prefix needs no escaping.
 	filter := bson.D{{Key: "$or", Value: bson.A{
-		bson.D{{Key: "unitId", Value: bson.D{{Key: "$regex", Value: "^" + unit}}}},
-		bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: "^" + unit}}}},
+		bson.D{{Key: "unitId", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(unit)}}}},
+		bson.D{{Key: "gridId", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(unit)}}}},
 	}}}
 	if len(q.Statuses) > 0 {
 		in := bson.A{}

@@ -127,7 +127,7 @@ func (s *Service) refusals(ctx context.Context, month, unit string, now time.Tim
 	}
 	if unit != "" {
 		// Unit codes are digits only: the prefix needs no escaping.
-		filter = append(filter, bson.E{Key: "refusal.unit", Value: bson.D{{Key: "$regex", Value: "^" + unit}}})
+		filter = append(filter, bson.E{Key: "refusal.unit", Value: bson.D{{Key: "$regex", Value: org.SubtreeRegex(unit)}}})
 	}
 	docs, err := s.store.find(ctx, filter, options.Find().SetSort(bson.D{{Key: "refusal.at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {

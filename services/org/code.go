@@ -99,6 +99,17 @@ func Contains(root, unit string) bool {
 	return strings.HasPrefix(unit, root)
 }
 
+// SubtreeRegex is a regular expression matching the codes of unit's subtree (unit
+// and every unit below it), for a query on a stored code. A city's code is not a
+// prefix of its districts' (110100 above 110105): its subtree is the codes starting
+// with its first four digits. Codes are digits only, so nothing needs escaping.
+func SubtreeRegex(unit string) string {
+	if l, err := LevelOf(unit); err == nil && l == City {
+		return "^" + unit[:4]
+	}
+	return "^" + unit
+}
+
 // CommunityOf returns the community of a grid or community, or "" above that.
 func CommunityOf(code string) string {
 	l, err := LevelOf(code)

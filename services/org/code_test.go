@@ -1,6 +1,9 @@
 package org
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+)
 
 func TestLevelsAndParents(t *testing.T) {
 	for _, tc := range []struct {
@@ -56,9 +59,17 @@ func TestContains(t *testing.T) {
 		{"110105001001003", "110105001001", false},
 		{"110105001001003", "110105001001004", false},
 		{"110105", "nonsense", false},
+		{"110100", "110100", true},
+		{"110100", "110200001", false},
 	} {
 		if got := Contains(tc.root, tc.unit); got != tc.want {
 			t.Errorf("Contains(%s, %s) = %v", tc.root, tc.unit, got)
+		}
+		// The regular expression of a stored-code query agrees with Contains.
+		if ValidCode(tc.unit) {
+			if got := regexp.MustCompile(SubtreeRegex(tc.root)).MatchString(tc.unit); got != tc.want {
+				t.Errorf("SubtreeRegex(%s) matches %s = %v", tc.root, tc.unit, got)
+			}
 		}
 	}
 }

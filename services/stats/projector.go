@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gridkeeper/gridkeeper/pkg/ferret"
 	"github.com/gridkeeper/gridkeeper/pkg/workday"
 	"github.com/gridkeeper/gridkeeper/services/command"
 	"github.com/gridkeeper/gridkeeper/services/incident"
@@ -543,14 +544,13 @@ func (p *Projector) write(ctx context.Context, j *journalDoc, again bool) error 
 	return nil
 }
 
-// bulk writes models in chunks, unordered.
+// bulk writes replaces and deletes in commands of at most ferret.MaxStatements
+// (more deadlock FerretDB on SQLite: see there), unordered.
 func bulk(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
-	for len(models) > 0 {
-		n := min(len(models), 100) // each call well inside the driver's timeout
-		if _, err := c.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false)); err != nil {
+	for _, chunk := range ferret.Chunks(models) {
+		if _, err := c.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false)); err != nil {
 			return err
 		}
-		models = models[n:]
 	}
 	return nil
 }

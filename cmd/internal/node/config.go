@@ -21,7 +21,7 @@ import (
 type Config struct {
 	HTTPAddr   string `env:"GRID_HTTP_ADDR" default:"127.0.0.1:8080" help:"address the HTTP API listens on"`
 	DataDir    string `env:"GRID_DATA_DIR" default:"./data" help:"directory for the embedded database, JetStream files and generated keys"`
-	MongoURI   string `env:"GRID_MONGO_URI" secret:"true" help:"MongoDB URI; empty runs the embedded FerretDB (SQLite in the data dir)"`
+	MongoURI   string `env:"GRID_MONGO_URI" secret:"true" help:"MongoDB URI; empty runs the embedded FerretDB (SQLite in the data dir); a FerretDB on SQLite of your own needs ?maxPoolSize=8"`
 	MongoDB    string `env:"GRID_MONGO_DB" default:"gridkeeper" help:"database name"`
 	PostgreURL string `env:"GRID_FERRET_POSTGRESQL_URL" secret:"true" help:"run the embedded FerretDB on this PostgreSQL instead of SQLite"`
 	NATSURL    string `env:"GRID_NATS_URL" secret:"true" help:"NATS URL; empty runs an embedded nats-server with JetStream in the data dir"`

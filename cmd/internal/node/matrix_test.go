@@ -2,10 +2,12 @@ package node_test
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gridkeeper/gridkeeper/cmd/internal/node/nodetest"
+	"github.com/gridkeeper/gridkeeper/services/org"
 )
 
 // access is what a route's authorization rule is.
@@ -18,12 +20,19 @@ const (
 	unitScope               // a query parameter names a unit of the caller's subtree (scopeParam)
 )
 
+// Roles that may call a unit-scoped route (nil: every signed-in role).
+var (
+	reportRoles = []string{org.RoleDiscipline, org.RoleLeader, org.RoleSupervisor, org.RoleAdmin}
+	exportRoles = append([]string{org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader, org.RoleAdmin}, org.GridRoles...)
+	pointsRoles = append([]string{org.RoleDispatcher, org.RoleSupervisor, org.RoleLeader, org.RoleAdmin, org.RoleHandler}, org.GridRoles...)
+)
+
 // routeRules is the authorization rule of every route. A route missing here fails
 // TestAuthorizationMatrix: a new route must say who may call it.
 var routeRules = map[string]struct {
 	rule       access
-	scopeParam string // for unitScope: the query parameter naming the unit
-	scopeRole  string // for unitScope: a fixture login allowed the route at its own unit
+	scopeParam string   // for unitScope: the query parameter naming the unit
+	roles      []string // for unitScope: the roles allowed (nil: any signed-in user)
 }{
 	"GET /healthz": {rule: public}, "GET /readyz": {rule: public}, "GET /openapi.json": {rule: public}, "GET /metrics": {rule: public},
 	"GET /dashboard":      {rule: public},
@@ -38,35 +47,52 @@ var routeRules = map[string]struct {
 	"PUT /v1/supermarket/:itemId": {rule: signedIn}, "POST /v1/supermarket/redemptions": {rule: signedIn},
 	"PUT /v1/attachments/:sha256": {rule: signedIn}, "HEAD /v1/attachments/:sha256": {rule: signedIn},
 	"PATCH /v1/attachments/:sha256": {rule: signedIn}, "GET /v1/attachments/:sha256": {rule: signedIn},
-	"GET /v1/incidents":             {rule: unitScope, scopeParam: "unit", scopeRole: "dispatcher"},
-	"GET /v1/reports/refusals":      {rule: unitScope, scopeParam: "unit", scopeRole: "street"},
-	"GET /v1/access-log":            {rule: unitScope, scopeParam: "unit", scopeRole: "discipline"},
-	"GET /v1/visits/due":            {rule: unitScope, scopeParam: "unit", scopeRole: "dispatcher"},
-	"GET /v1/stats":                 {rule: unitScope, scopeParam: "unit", scopeRole: "street"},
-	"GET /v1/stats/events":          {rule: unitScope, scopeParam: "unit", scopeRole: "street"},
-	"GET /v1/export/households.csv": {rule: unitScope, scopeParam: "unit", scopeRole: "dispatcher"},
-	"GET /v1/export/visits.csv":     {rule: unitScope, scopeParam: "unit", scopeRole: "dispatcher"},
-	"GET /v1/export/points.csv":     {rule: unitScope, scopeParam: "community", scopeRole: "dispatcher"},
-	"GET /v1/volunteers":            {rule: unitScope, scopeParam: "community", scopeRole: "dispatcher"},
-	"GET /v1/supermarket":           {rule: unitScope, scopeParam: "community", scopeRole: "dispatcher"},
+	"GET /v1/incidents":             {rule: unitScope, scopeParam: "unit"},
+	"GET /v1/reports/refusals":      {rule: unitScope, scopeParam: "unit", roles: reportRoles},
+	"GET /v1/access-log":            {rule: unitScope, scopeParam: "unit", roles: []string{org.RoleDiscipline}},
+	"GET /v1/visits/due":            {rule: unitScope, scopeParam: "unit"},
+	"GET /v1/stats":                 {rule: unitScope, scopeParam: "unit"},
+	"GET /v1/stats/events":          {rule: unitScope, scopeParam: "unit"},
+	"GET /v1/export/households.csv": {rule: unitScope, scopeParam: "unit", roles: exportRoles},
+	"GET /v1/export/visits.csv":     {rule: unitScope, scopeParam: "unit", roles: exportRoles},
+	"GET /v1/export/points.csv":     {rule: unitScope, scopeParam: "community", roles: pointsRoles},
+	"GET /v1/volunteers":            {rule: unitScope, scopeParam: "community", roles: pointsRoles},
+	"GET /v1/supermarket":           {rule: unitScope, scopeParam: "community", roles: pointsRoles},
 }
 
 // The authorization matrix, generated from the route table: every route has a rule
 // above; without a token every route but the public ones answers 401; every admin
-// route refuses every fixture role but admin; and every route scoped by a unit answers
-// a caller at its own unit and refuses the parent unit and a sibling (403 or 404).
-// Role rules inside the signed-in routes (who may read a household in clear, answer a
-// complaint, stock the supermarket…) are tested with each capability.
+// route refuses every fixture role but admin; and every route scoped by a unit is
+// called by every fixture login (nine, from a grid worker to the city and the admin)
+// at every unit of the tree around it — its own unit, its parent and the levels
+// above, a sibling, its children and grandchildren, units that do not exist: 200
+// exactly when the role may call the route and the unit is in the caller's subtree
+// (403 otherwise; 404 from the figures for a unit that does not exist). A caller above
+// a grid also finds an item reported in that grid in its incident list (a city's
+// code is no prefix of its districts': found by this test). Role rules inside the
+// signed-in routes (who may read a household in clear, answer a complaint, stock the
+// supermarket…) are tested with each capability.
 func TestAuthorizationMatrix(t *testing.T) {
 	h, p := startLifecycle(t, nil)
-	logins := map[string]*nodetest.Client{"worker1": p.worker, "dispatcher": p.dispatcher, "handler": p.handler, "street": p.street,
-		"district": p.district, "city": p.city, "dispatcherb": p.other, "discipline": p.discipline}
-	// The unit of each fixture login, its parent and a sibling at the same level.
-	home := map[string][3]string{
-		"dispatcher": {nodetest.CommunityA, nodetest.Street, nodetest.CommunityB},
-		"street":     {nodetest.Street, nodetest.District, "110105002"},
-		"discipline": {nodetest.District, nodetest.City, "110106"},
+	admin := h.Login("admin", "adm")
+	type caller struct {
+		c     *nodetest.Client
+		home  string
+		roles []string
 	}
+	callers := map[string]caller{}
+	for _, u := range nodetest.Users(2) {
+		if u.Login == "worker2" || u.Login == "workerb" {
+			continue // like worker1
+		}
+		c := map[string]*nodetest.Client{"worker1": p.worker, "dispatcher": p.dispatcher, "handler": p.handler, "street": p.street,
+			"district": p.district, "city": p.city, "dispatcherb": p.other, "discipline": p.discipline, "admin": admin}[u.Login]
+		callers[u.Login] = caller{c, u.Unit, u.Roles}
+	}
+	exists := []string{nodetest.City, nodetest.District, nodetest.Street, nodetest.CommunityA, nodetest.CommunityB,
+		nodetest.GridA(1), nodetest.GridB1}
+	absent := []string{"110105002", "110106", "110105001003", "110105001001009"}
+	item := report(t, p.worker, "place.sanitation") // in grid A1
 	param := regexp.MustCompile(`:(\w+)`)
 	seen := map[string]bool{}
 	for _, r := range h.Node.App.GetRoutes(true) {
@@ -94,31 +120,37 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		switch rule.rule {
 		case adminOnly:
-			for name, c := range logins {
-				if st, _ := c.Raw(r.Method, path, []byte(`{}`), nil); st != 403 {
+			for name, c := range callers {
+				if name == "admin" {
+					continue
+				}
+				if st, _ := c.c.Raw(r.Method, path, []byte(`{}`), nil); st != 403 {
 					t.Errorf("%s by %s (not an admin): %d, want 403", key, name, st)
 				}
 			}
 		case unitScope:
-			c, units := logins[rule.scopeRole], home[rule.scopeRole]
-			q := func(unit string) string { return path + "?" + rule.scopeParam + "=" + unit }
-			own := units[0]
-			if rule.scopeParam == "community" && own != nodetest.CommunityA {
-				t.Fatalf("%s: community-scoped routes are tried by a community role", key)
-			}
 			if r.Path == "/v1/stats/events" {
 				continue // a stream: its scope is checked before it opens, like /v1/stats (TestStatsLiveScopedAndRebuilt)
 			}
-			if st, body := c.Raw(r.Method, q(own), nil, nil); st != 200 {
-				t.Errorf("%s by %s at its own unit %s: %d %.200s", key, rule.scopeRole, own, st, body)
-			}
-			others := units[1:]
+			units := append(slices.Clone(exists), absent...)
 			if rule.scopeParam == "community" {
-				others = units[2:] // the parent is no community: 400 invalid, not a scope question
+				units = []string{nodetest.CommunityA, nodetest.CommunityB, "110105001003"} // anything else is 400: not a community
 			}
-			for _, other := range others {
-				if st, _ := c.Raw(r.Method, q(other), nil, nil); st != 403 && st != 404 {
-					t.Errorf("%s by %s at %s (outside its subtree): %d, want 403", key, rule.scopeRole, other, st)
+			for name, who := range callers {
+				roleOK := rule.roles == nil || slices.ContainsFunc(who.roles, func(r string) bool { return slices.Contains(rule.roles, r) })
+				for _, unit := range units {
+					inScope := org.Contains(who.home, unit) || (rule.scopeParam == "community" && unit == org.CommunityOf(who.home))
+					want := 403
+					switch {
+					case roleOK && inScope && r.Path == "/v1/stats" && slices.Contains(absent, unit):
+						want = 404
+					case roleOK && inScope:
+						want = 200
+					}
+					st, body := who.c.Raw(r.Method, path+"?"+rule.scopeParam+"="+unit, nil, nil)
+					if st != want {
+						t.Errorf("%s?%s=%s by %s (%v at %s): %d, want %d %.160s", key, rule.scopeParam, unit, name, who.roles, who.home, st, want, body)
+					}
 				}
 			}
 		}
@@ -126,6 +158,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 	for key := range routeRules {
 		if !seen[key] {
 			t.Errorf("routeRules names %s, which is not a route", key)
+		}
+	}
+	// Child scope with data: everyone whose subtree holds grid A1 finds the item in
+	// the list of its own unit; the others do not.
+	for name, who := range callers {
+		var page struct{ Items []struct{ ID string } }
+		if st := who.c.Do("GET", "/v1/incidents", nil, &page); st != 200 {
+			t.Errorf("%s lists its unit: %d", name, st)
+			continue
+		}
+		found := slices.ContainsFunc(page.Items, func(it struct{ ID string }) bool { return it.ID == item })
+		if want := org.Contains(who.home, nodetest.GridA(1)); found != want {
+			t.Errorf("%s (at %s) lists the item of grid A1: %v, want %v", name, who.home, found, want)
 		}
 	}
 }

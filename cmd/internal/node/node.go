@@ -268,7 +268,13 @@ func (n *Node) openDatabase(ctx context.Context) error {
 		n.ferret = f
 		uri = f.URI()
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("gridd").SetTimeout(30 * time.Second))
+	opts := options.Client().ApplyURI(uri).SetAppName("gridd").SetTimeout(30 * time.Second)
+	if n.ferret != nil && n.Cfg.PostgreURL == "" {
+		// Few operations at once on FerretDB on SQLite, or it deadlocks on its own
+		// connection pool (see ferret.PoolSize); the rest queue in the driver.
+		opts.SetMaxPoolSize(ferret.PoolSize)
+	}
+	mc, err := mongo.Connect(opts)
 	if err != nil {
 		return fmt.Errorf("mongo: %w", err)
 	}
