@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sort"
@@ -93,6 +95,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 		printWelcome(stdout, cfg, ln.Addr().String())
 	}
+	if cfg.PprofAddr != "" {
+		pl, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.PprofAddr, err)
+		}
+		go func() { _ = http.Serve(pl, pprofMux()) }()
+		log.Warn("Go profiles served: keep this address private", "pprof", pl.Addr().String())
+	}
 	log.Info("gridd ready", "http", cfg.HTTPAddr, "startup", time.Since(start).Round(time.Millisecond))
 	select {
 	case <-ctx.Done():
@@ -125,4 +135,15 @@ func printWelcome(w io.Writer, cfg node.Config, addr string) {
 		}
 	}
 	fmt.Fprintln(w, b.String())
+}
+
+// pprofMux serves Go's runtime profiles (heap, goroutines, CPU) for GRID_PPROF_ADDR.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

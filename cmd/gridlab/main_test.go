@@ -97,3 +97,19 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestSamplerMedian(t *testing.T) {
+	s := &sampler{}
+	for i, rss := range []int64{100, 300, 200, 900, 400, 500, 600} {
+		s.samples = append(s.samples, sample{at: time.Duration(i) * 10 * time.Second, rss: rss})
+	}
+	if m := s.median(0, 20*time.Second); m != 200 {
+		t.Errorf("median of 100 300 200: %d", m)
+	}
+	if m := s.median(30*time.Second, 60*time.Second); m != 500 {
+		t.Errorf("median of 900 400 500 600: %d", m)
+	}
+	if m := s.median(95*time.Second, 99*time.Second); m != 600 {
+		t.Errorf("no sample in the window: %d, want the nearest (600)", m)
+	}
+}

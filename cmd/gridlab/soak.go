@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +34,8 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	devices := fs.Int("devices", 500, "simulated handsets")
 	duration := fs.Duration("duration", 10*time.Minute, "how long the handsets work")
 	warmup := fs.Duration("warmup", 2*time.Minute, "the start of the run after which memory should stop growing")
-	interval := fs.Duration("interval", 5*time.Second, "mean time between two syncs of a handset")
-	reports := fs.Int("reports", 60, "reports per handset over the run")
+	interval := fs.Duration("interval", 10*time.Second, "mean time between two syncs of a handset")
+	reports := fs.Int("reports", 10, "reports per handset over the run")
 	grids := fs.Int("grids", 50, "grids made for the handsets (in a new community of the demo)")
 	every := fs.Duration("sample", 5*time.Second, "how often memory and goroutines are read")
 	maxGrowth := fs.Float64("max-growth", 0.10, "largest resident memory growth after the warm-up (0.10 = 10%)")
@@ -98,14 +99,23 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return ctx.Err()
 	}
 	stopSampling()
-	time.Sleep(10 * time.Second) // the last pushes' follow-ups, idle connections closing
-	idleAfter, err := s.read()
-	if err != nil {
-		return err
+	// The last pushes' follow-ups, idle connections closing: wait for the goroutines
+	// to settle (at most a minute).
+	var idleAfter sample
+	for i := 0; i < 12; i++ {
+		time.Sleep(5 * time.Second)
+		if idleAfter, err = s.read(); err != nil {
+			return err
+		}
+		if idleAfter.goroutines <= idleBefore.goroutines+idleBefore.goroutines/10+10 {
+			break
+		}
 	}
 
-	warm, end := s.at(*warmup), s.at(*duration)
-	growth := float64(end.rss-warm.rss) / float64(warm.rss)
+	// Resident memory swings with each collection: compare the medians of the minute
+	// after the warm-up and of the run's last minute.
+	warm, end := s.median(*warmup, *warmup+time.Minute), s.median(*duration-time.Minute, *duration)
+	growth := float64(end-warm) / float64(warm)
 	fmt.Fprintf(stdout, "soak samples (seconds into the run, resident memory, goroutines)\n")
 	for i, x := range s.samples {
 		if i%max(1, int(time.Minute / *every)) == 0 || i == len(s.samples)-1 {
@@ -116,10 +126,10 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   handsets:                    %d for %s, a sync every ~%s, %d reports each
   reports applied once:        %d of %d
   handsets converged:          %d
-  resident memory:             %.1f MiB idle before, %.1f MiB after the %s warm-up, %.1f MiB at the end (%+.1f%%), %.1f MiB idle after
+  resident memory:             %.1f MiB idle before, %.1f MiB in the minute after the %s warm-up, %.1f MiB in the last minute (%+.1f%%; medians), %.1f MiB idle after
   goroutines:                  %d idle before, %d–%d during the run, %d idle after
 `, *devices, *duration, *interval, *reports, figure(fleetOut.String(), "applied exactly once"), figure(fleetOut.String(), "mutations enqueued"),
-		figure(fleetOut.String(), "devices converged"), mib(idleBefore.rss), mib(warm.rss), *warmup, mib(end.rss), 100*growth, mib(idleAfter.rss),
+		figure(fleetOut.String(), "devices converged"), mib(idleBefore.rss), mib(warm), *warmup, mib(end), 100*growth, mib(idleAfter.rss),
 		idleBefore.goroutines, s.minG(), s.maxG(), idleAfter.goroutines)
 
 	var problems []string
@@ -210,15 +220,24 @@ func (s *sampler) every(d time.Duration, start time.Time) func() {
 	return func() { close(stop); <-done }
 }
 
-// at is the last sample taken at or before t into the run.
-func (s *sampler) at(t time.Duration) sample {
-	var x sample
+// median is the median resident memory of the samples taken from..to into the run
+// (the nearest sample when none falls in it).
+func (s *sampler) median(from, to time.Duration) int64 {
+	var in []int64
+	near, best := int64(0), time.Duration(1<<62)
 	for _, y := range s.samples {
-		if y.at <= t || x.rss == 0 {
-			x = y
+		if y.at >= from && y.at <= to {
+			in = append(in, y.rss)
+		}
+		if d := max(y.at-to, to-y.at); d < best {
+			near, best = y.rss, d
 		}
 	}
-	return x
+	if len(in) == 0 {
+		return near
+	}
+	slices.Sort(in)
+	return in[(len(in)-1)/2]
 }
 
 func (s *sampler) minG() int {

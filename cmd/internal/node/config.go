@@ -61,6 +61,7 @@ type Config struct {
 	ApplyBatch     int           `env:"GRID_APPLY_BATCH" default:"256" help:"most commands an applier takes in one database round trip"`
 	Preload        string        `env:"GRID_PRELOAD" default:"auto" help:"appliers hold their partition's records in memory: on, off, or auto (on for the embedded FerretDB)"`
 	LogLevel       string        `env:"GRID_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
+	PprofAddr      string        `env:"GRID_PPROF_ADDR" help:"serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty serves none (never expose it)"`
 	ShutdownWait   time.Duration `env:"GRID_SHUTDOWN_WAIT" default:"10s" help:"grace period for in-flight requests on SIGTERM"`
 }
 
