@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -60,23 +59,12 @@ func chaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The fleet runs as gridctl does for a user; its progress line says when the
 	// handsets start working, and the kills are timed from then.
-	var fleetOut bytes.Buffer
-	watch := newPhaseWatch(stderr)
-	fleetDone := make(chan error, 1)
-	go func() {
-		_, err := l.gridctl(ctx, io.MultiWriter(&fleetOut, stdout), watch, "fleet", "--devices", strconv.Itoa(*devices),
-			"--duration", duration.String(), "--reports", strconv.Itoa(*reports), "--seed", strconv.FormatUint(*seed, 10))
-		fleetDone <- err
-	}()
-	var runStart time.Time
-	select {
-	case <-watch.run:
-		runStart = time.Now()
-	case err := <-fleetDone:
-		return fmt.Errorf("the fleet ended before its run: %v", err)
-	case <-ctx.Done():
-		return ctx.Err()
+	fl, err := l.startFleet(ctx, stdout, stderr, "--devices", strconv.Itoa(*devices),
+		"--duration", duration.String(), "--reports", strconv.Itoa(*reports), "--seed", strconv.FormatUint(*seed, 10))
+	if err != nil {
+		return err
 	}
+	runStart := fl.run
 
 	var timeline []string
 	for i, name := range victims {
@@ -104,7 +92,7 @@ func chaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fleetErr := <-fleetDone
+	fleetErr := <-fl.done
 
 	// Every change counted once: a rebuild from the stored incidents must find the
 	// live counters equal (after the projector has caught up with the last changes).
@@ -112,7 +100,7 @@ func chaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rebuilt, rerr := l.gridctl(ctx, io.Discard, stderr, "stats", "rebuild")
 	incidents, differed := rebuildFigures(rebuilt)
 
-	summary := fleetOut.String()
+	summary := fl.out.String()
 	enqueued := figure(summary, "mutations enqueued")
 	fmt.Fprintf(stdout, `chaos summary
   killed and restarted:        %s

@@ -144,3 +144,30 @@ func figure(summary, label string) int {
 	n, _ := strconv.Atoi(m[1])
 	return n
 }
+
+// fleet is a gridctl fleet running against the lab's gridd.
+type fleet struct {
+	out  bytes.Buffer // its standard output: the summary
+	done chan error   // its end
+	run  time.Time    // when its handsets started working
+}
+
+// startFleet runs gridctl fleet with args and returns once its progress line says the
+// handsets started working (so kills and samples are timed from the run itself).
+func (l *lab) startFleet(ctx context.Context, stdout, stderr io.Writer, args ...string) (*fleet, error) {
+	f := &fleet{done: make(chan error, 1)}
+	watch := newPhaseWatch(stderr)
+	go func() {
+		_, err := l.gridctl(ctx, io.MultiWriter(&f.out, stdout), watch, append([]string{"fleet"}, args...)...)
+		f.done <- err
+	}()
+	select {
+	case <-watch.run:
+		f.run = time.Now()
+		return f, nil
+	case err := <-f.done:
+		return nil, fmt.Errorf("the fleet ended before its run: %v", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -76,25 +75,17 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var fleetOut bytes.Buffer
-	watch := newPhaseWatch(stderr)
-	fleetDone := make(chan error, 1)
-	go func() {
-		_, err := l.gridctl(ctx, io.MultiWriter(&fleetOut, stdout), watch, "fleet", "--calm", "--devices", strconv.Itoa(*devices),
-			"--duration", duration.String(), "--interval", interval.String(), "--ramp", (*warmup / 2).String(), "--reports", strconv.Itoa(*reports),
-			"--grid-prefix", community, "--seed", strconv.FormatUint(*seed, 10))
-		fleetDone <- err
-	}()
-	select {
-	case <-watch.run:
-	case err := <-fleetDone:
-		return fmt.Errorf("the fleet ended before its run: %v", err)
+	fl, err := l.startFleet(ctx, stdout, stderr, "--calm", "--devices", strconv.Itoa(*devices),
+		"--duration", duration.String(), "--interval", interval.String(), "--ramp", (*warmup / 2).String(), "--reports", strconv.Itoa(*reports),
+		"--grid-prefix", community, "--seed", strconv.FormatUint(*seed, 10))
+	if err != nil {
+		return err
 	}
-	runStart := time.Now()
+	runStart := fl.run
 	stopSampling := s.every(*every, runStart)
 	var fleetErr error
 	select {
-	case fleetErr = <-fleetDone:
+	case fleetErr = <-fl.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -128,8 +119,8 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   handsets converged:          %d
   resident memory:             %.1f MiB idle before, %.1f MiB in the minute after the %s warm-up, %.1f MiB in the last minute (%+.1f%%; medians), %.1f MiB idle after
   goroutines:                  %d idle before, %d–%d during the run, %d idle after
-`, *devices, *duration, *interval, *reports, figure(fleetOut.String(), "applied exactly once"), figure(fleetOut.String(), "mutations enqueued"),
-		figure(fleetOut.String(), "devices converged"), mib(idleBefore.rss), mib(warm), *warmup, mib(end), 100*growth, mib(idleAfter.rss),
+`, *devices, *duration, *interval, *reports, figure(fl.out.String(), "applied exactly once"), figure(fl.out.String(), "mutations enqueued"),
+		figure(fl.out.String(), "devices converged"), mib(idleBefore.rss), mib(warm), *warmup, mib(end), 100*growth, mib(idleAfter.rss),
 		idleBefore.goroutines, s.minG(), s.maxG(), idleAfter.goroutines)
 
 	var problems []string
