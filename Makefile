@@ -50,6 +50,7 @@ fuzz: ## each fuzz target for FUZZTIME (default 30s); seed corpora in each packa
 	$(GO) test -run '^$$' -fuzz '^FuzzPushDecoding$$' -fuzztime $(FUZZTIME) ./services/fieldsync/
 	$(GO) test -run '^$$' -fuzz '^FuzzReportArgs$$' -fuzztime $(FUZZTIME) ./services/incident/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateUnitArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateUserArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
 	$(GO) test -run '^$$' -fuzz '^FuzzComplaintArgs$$' -fuzztime $(FUZZTIME) ./services/complaint/
 	$(GO) test -run '^$$' -fuzz '^FuzzHouseholdField$$' -fuzztime $(FUZZTIME) ./services/household/
 
