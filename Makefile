@@ -49,6 +49,7 @@ FUZZTIME ?= 30s
 fuzz: ## each fuzz target for FUZZTIME (default 30s); seed corpora in each package's testdata/fuzz
 	$(GO) test -run '^$$' -fuzz '^FuzzPushDecoding$$' -fuzztime $(FUZZTIME) ./services/fieldsync/
 	$(GO) test -run '^$$' -fuzz '^FuzzReportArgs$$' -fuzztime $(FUZZTIME) ./services/incident/
+	$(GO) test -run '^$$' -fuzz '^FuzzMoveArgs$$' -fuzztime $(FUZZTIME) ./services/incident/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateUnitArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateUserArgs$$' -fuzztime $(FUZZTIME) ./services/directory/
 	$(GO) test -run '^$$' -fuzz '^FuzzComplaintArgs$$' -fuzztime $(FUZZTIME) ./services/complaint/

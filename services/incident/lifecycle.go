@@ -127,21 +127,32 @@ func rates(a org.Actor, inc *Incident) bool {
 	return manages(a, inc) || a.UserID == inc.ReporterID
 }
 
+// decodeMove decodes and checks what every move's arguments share, before anything
+// is read: a UUIDv7 incident id, free texts of at most 2000 characters of valid
+// UTF-8, photos that are attachment references. Each move checks its own fields.
+func decodeMove(args []byte) (*MoveArgs, error) {
+	var m MoveArgs
+	if err := json.Unmarshal(args, &m); err != nil || !validID(m.IncidentID) {
+		return nil, fault.New(fault.Invalid, "invalid_args", "incidentId must be a UUIDv7")
+	}
+	for field, v := range map[string]string{"note": m.Note, "reason": m.Reason, "result": m.Result, "text": m.Text,
+		"comment": m.Comment, "requesterNotice": m.RequesterNotice} {
+		if utf8.RuneCountInString(v) > MaxDescription || !utf8.ValidString(v) {
+			return nil, fault.New(fault.Invalid, "invalid_args", field+": at most 2000 characters of valid UTF-8")
+		}
+	}
+	if err := validPhotos(m.Photos); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
 // applyMove is the one handler of every move after the report.
 func (s *Service) applyMove(action Action) func(tx *command.Tx, c *command.Command) error {
 	mv := moves[action]
 	return func(tx *command.Tx, c *command.Command) error {
-		var m MoveArgs
-		if err := json.Unmarshal(c.Args, &m); err != nil || !validID(m.IncidentID) {
-			return fault.New(fault.Invalid, "invalid_args", "incidentId must be a UUIDv7")
-		}
-		for field, v := range map[string]string{"note": m.Note, "reason": m.Reason, "result": m.Result, "text": m.Text,
-			"comment": m.Comment, "requesterNotice": m.RequesterNotice} {
-			if utf8.RuneCountInString(v) > MaxDescription || !utf8.ValidString(v) {
-				return fault.New(fault.Invalid, "invalid_args", field+": at most 2000 characters of valid UTF-8")
-			}
-		}
-		if err := validPhotos(m.Photos); err != nil {
+		m, err := decodeMove(c.Args)
+		if err != nil {
 			return err
 		}
 		inc, err := s.load(tx, c.Actor, m.IncidentID)
@@ -156,7 +167,7 @@ func (s *Service) applyMove(action Action) func(tx *command.Tx, c *command.Comma
 		if err != nil {
 			return err
 		}
-		to, reason, err := mv.apply(s, tx, c, inc, &m, to)
+		to, reason, err := mv.apply(s, tx, c, inc, m, to)
 		if err != nil {
 			return err
 		}
