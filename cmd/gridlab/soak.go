@@ -98,7 +98,7 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if idleAfter, err = s.read(); err != nil {
 			return err
 		}
-		if idleAfter.goroutines <= idleBefore.goroutines+idleBefore.goroutines/10+10 {
+		if idleAfter.goroutines <= idleGoroutines(idleBefore) {
 			break
 		}
 	}
@@ -131,7 +131,7 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		problems = append(problems, fmt.Sprintf("resident memory grew %.1f%% after the warm-up (limit %.0f%%)", 100*growth, 100**maxGrowth))
 	}
 	// Goroutines left once the load is gone: anything beyond a few means a leak.
-	if idleAfter.goroutines > idleBefore.goroutines+idleBefore.goroutines/10+10 {
+	if idleAfter.goroutines > idleGoroutines(idleBefore) {
 		problems = append(problems, fmt.Sprintf("%d goroutines idle after the run, %d before", idleAfter.goroutines, idleBefore.goroutines))
 	}
 	if len(problems) > 0 {
@@ -140,6 +140,10 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "soak: passed")
 	return nil
 }
+
+// idleGoroutines is the most goroutines gridd may have idle after the run, given
+// those it had idle before: 10 % more and 10 besides.
+func idleGoroutines(before sample) int { return before.goroutines + before.goroutines/10 + 10 }
 
 type sample struct {
 	at         time.Duration // since the run started

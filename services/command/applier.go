@@ -762,9 +762,6 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 		}
 		byColl[coll] = append(byColl[coll], m)
 	}
-	replace := func(coll, id string, doc any) mongo.WriteModel {
-		return mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(true)
-	}
 	for _, w := range j.Writes {
 		switch {
 		case w.Doc == nil:
@@ -772,7 +769,7 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 		case w.New:
 			add(w.Coll, mongo.NewInsertOneModel().SetDocument(w.Doc))
 		default:
-			add(w.Coll, replace(w.Coll, w.ID, w.Doc))
+			add(w.Coll, replaceModel(w.ID, w.Doc))
 		}
 	}
 	for _, coll := range order {
@@ -787,7 +784,7 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 			}
 		}
 		for _, models := range append([][]mongo.WriteModel{inserts}, ferret.Chunks(others)...) {
-			if err := a.writeBulk(ctx, coll, models, replace); err != nil {
+			if err := a.writeBulk(ctx, coll, models); err != nil {
 				return err
 			}
 		}
@@ -795,9 +792,14 @@ func (a *Applier) write(ctx context.Context, j *journalDoc) error {
 	return nil
 }
 
+// replaceModel writes a whole record by _id, inserting it when missing.
+func replaceModel(id string, doc any) mongo.WriteModel {
+	return mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(true)
+}
+
 // writeBulk writes models of one collection in one bulk write; inserts that find
 // their record already written (a replay) are written again as replaces.
-func (a *Applier) writeBulk(ctx context.Context, coll string, models []mongo.WriteModel, replace func(coll, id string, doc any) mongo.WriteModel) error {
+func (a *Applier) writeBulk(ctx context.Context, coll string, models []mongo.WriteModel) error {
 	if len(models) == 0 {
 		return nil
 	}
@@ -827,7 +829,7 @@ func (a *Applier) writeBulk(ctx context.Context, coll string, models []mongo.Wri
 				a.log.Error("record id taken by another partition; write dropped", "coll", coll, "id", id, "owner", owner)
 				continue
 			}
-			again = append(again, replace(coll, id, doc))
+			again = append(again, replaceModel(id, doc))
 		}
 		if len(again) == 0 {
 			return nil
